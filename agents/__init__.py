@@ -1,0 +1,85 @@
+"""Agent registry: name -> backbone + balancer. Backbone modules import lazily (torch loads on use).
+
+A backbone module exposes
+  ``default_config(backbone: str, preset: str, suite: str) -> {"agent": {...}, "run": {...}}``
+      every knob of the agent (including ``balancer``, the full balancer section from
+      ``agents.balancers.default_config``) and the run settings it owns (``train_ratio``, ``prefill``);
+  ``make(backbone: str, obs_space, act_space, config: dict, device: torch.device) -> Agent`` with ``config``
+      the agent section (``backbone`` lets one module serve several, e.g. dreamerv2 and dreamerv3).
+Any ``<backbone>+<balancer>`` name works; the paper's names are fixed pairs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    backbone: str
+    balancer: str | None  # None keeps the backbone's own default (fixed weights)
+    description: str
+
+
+BACKBONES: dict[str, str] = {
+    "dreamerv2": "agents.dreamer",
+    "dreamerv3": "agents.dreamer",
+    "dreamerpro": "agents.dreamerpro",
+    "tdmpc": "agents.tdmpc",
+}
+
+BALANCERS: dict[str, str] = {
+    "fixed": "fixed weights per loss group from the config",
+    "harmony": "HarmonyDream's harmonious loss (rectified by default)",
+    "uncertainty": "Uncertainty Weighting (Kendall et al. 2018)",
+    "dwa": "Dynamic Weight Average (Liu et al. 2019), iteration window",
+    "nashmtl": "Nash-MTL bargaining over per-group gradients (Navon et al. 2022)",
+}
+BALANCER_ALIASES = {"uw": "uncertainty"}
+
+AGENTS: dict[str, AgentEntry] = {
+    "dreamerv2": AgentEntry("dreamerv2", None, "DreamerV2: discrete RSSM, KL balancing, fixed loss weights"),
+    "dreamerv3": AgentEntry("dreamerv3", None, "DreamerV3 (2023 paper): symlog, two-hot, free bits, fixed weights"),
+    "dreamerpro": AgentEntry("dreamerpro", None, "DreamerPro: decoder-free prototypical representations"),
+    "tdmpc": AgentEntry("tdmpc", None, "TD-MPC v1: latent model, TD value learning, MPPI planning"),
+    "harmonydream": AgentEntry("dreamerv2", "harmony", "HarmonyDream: DreamerV2 + rectified harmonious loss"),
+    "uw": AgentEntry("dreamerv2", "uncertainty", "DreamerV2 + Uncertainty Weighting"),
+    "dwa": AgentEntry("dreamerv2", "dwa", "DreamerV2 + Dynamic Weight Average"),
+    "nashmtl": AgentEntry("dreamerv2", "nashmtl", "DreamerV2 + Nash-MTL"),
+}
+# `--agents all`: the eight names of the paper.
+ALL = ("dreamerv2", "dreamerv3", "dreamerpro", "tdmpc", "harmonydream", "uw", "dwa", "nashmtl")
+
+
+def resolve(name: str) -> AgentEntry:
+    """The entry for a registry name or a ``<backbone>+<balancer>`` pair; KeyError with the reason."""
+    if name in AGENTS:
+        return AGENTS[name]
+    backbone, sep, balancer = name.partition("+")
+    balancer = BALANCER_ALIASES.get(balancer, balancer)
+    if sep and backbone in BACKBONES and balancer in BALANCERS:
+        return AgentEntry(backbone, balancer, f"{backbone} with the {balancer} balancer")
+    raise KeyError(name)
+
+
+def valid_names() -> list[str]:
+    return [*AGENTS, "<backbone>+<balancer>"]
+
+
+def _module(backbone: str) -> Any:
+    return importlib.import_module(BACKBONES[backbone])
+
+
+def default_config(name: str, preset: str, suite: str) -> dict[str, Any]:
+    entry = resolve(name)
+    config = _module(entry.backbone).default_config(entry.backbone, preset, suite)
+    if entry.balancer is not None:
+        config["agent"]["balancer"]["name"] = entry.balancer
+    return config
+
+
+def make(name: str, obs_space: Any, act_space: Any, config: dict[str, Any], device: Any) -> Any:
+    entry = resolve(name)
+    return _module(entry.backbone).make(entry.backbone, obs_space, act_space, config, device)
