@@ -1,0 +1,462 @@
+"""`bench run | sweep | plan | status | cancel | report | render | list` — parsing and printing only.
+
+User mistakes print one line (`bench: error: ...`) and exit 2 with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering unless the user chose otherwise
+
+import agents  # noqa: E402
+import suites  # noqa: E402
+from bench import config as cfg  # noqa: E402
+from bench import store  # noqa: E402
+from bench.spec import RunSpec, expand  # noqa: E402
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"bench: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+# --- run / sweep / plan ------------------------------------------------------------------------------
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--suite", required=True, help="suite name (bench list suites)")
+    p.add_argument(
+        "--tasks", default="", help="comma-separated tasks, or 'all' (default: the suite's paper tasks)"
+    )
+    p.add_argument(
+        "--agents", required=True, help="comma-separated agent names, or 'all' (bench list agents)"
+    )
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds, 0..N-1 (default 1)")
+    p.add_argument("--preset", default=cfg.DEFAULT_PRESET, help=f"one of {', '.join(cfg.PRESETS)}")
+    p.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
+    p.add_argument(
+        "--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2", help="grid axis"
+    )
+    p.add_argument("--executor", default="inline", choices=["inline", "local", "slurm"])
+    p.add_argument("--jobs", type=int, default=0, help="parallel runs for --executor local (default: cores)")
+    p.add_argument("--profile", default="", help="SLURM profile YAML (with --executor slurm)")
+    p.add_argument("--results", default="results", help="results directory (default ./results)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+
+
+def _specs(args: argparse.Namespace) -> list[RunSpec]:
+    if args.suite not in suites.names():
+        raise cfg.ConfigError(f"unknown suite '{args.suite}'; valid: {', '.join(suites.names())}")
+    suite = suites.get(args.suite)
+    if args.tasks == "all":
+        tasks = suite.tasks()
+    elif args.tasks:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    else:
+        tasks = list(suite.default_tasks)
+    names = (
+        list(agents.ALL) if args.agents == "all" else [a.strip() for a in args.agents.split(",") if a.strip()]
+    )
+    if args.seeds < 1:
+        raise cfg.ConfigError(f"--seeds {args.seeds}: must be at least 1")
+    if not tasks or not names:
+        raise cfg.ConfigError("no tasks or no agents given")
+    specs = expand(args.suite, tasks, names, range(args.seeds), args.preset, args.sets, args.sweeps)
+    return specs
+
+
+def _resolve_all(specs: list[RunSpec]) -> dict[RunSpec, dict[str, Any]]:
+    """Resolve and check every config (suite env options, agent values) before anything is written."""
+    configs: dict[RunSpec, dict[str, Any]] = {}
+    checked: set[tuple[str, str, Any]] = set()
+    for spec in specs:
+        config = spec.resolve()
+        key = (spec.agent, spec.task, spec.overrides)
+        if key not in checked:
+            checked.add(key)
+            try:
+                suites.get(spec.suite).check_config(spec.task, config["env"])
+                entry = agents.resolve(spec.agent)
+                module = agents._module(entry.backbone)
+                if hasattr(module, "check_config"):
+                    module.check_config(entry.backbone, config["agent"])
+            except ValueError as error:
+                raise cfg.ConfigError(str(error).splitlines()[0]) from None
+            if config["run"]["steps"] <= 0 or config["run"]["eval_every"] <= 0:
+                raise cfg.ConfigError("run.steps and run.eval_every must be positive")
+        configs[spec] = config
+    return configs
+
+
+def _classify(specs: list[RunSpec], results: Path) -> dict[RunSpec, dict[str, Any]]:
+    return {spec: store.read_status(spec.run_dir(results)) for spec in specs}
+
+
+def _print_plan(
+    specs: list[RunSpec], statuses: dict[RunSpec, dict[str, Any]], configs: dict, full: bool
+) -> None:
+    counts = Counter(s["state"] for s in statuses.values())
+    shown = specs if full or len(specs) <= 40 else specs[:20]
+    for spec in shown:
+        st = statuses[spec]
+        budget = configs[spec]["run"]["steps"]
+        print(f"  {spec.run_id:<60} {st['state']:<9} {st.get('step', 0):>9}/{budget} frames")
+    if len(shown) < len(specs):
+        print(f"  ... and {len(specs) - len(shown)} more")
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    print(f"{len(specs)} runs: {summary}")
+
+
+def cmd_run(args: argparse.Namespace, plan_only: bool = False) -> int:
+    specs = _specs(args)
+    suite = suites.get(args.suite)
+    suite.check_available()
+    configs = _resolve_all(specs)
+    results = Path(args.results)
+    store.check_results_root(results)
+    profile = None
+    if args.executor == "slurm" or plan_only:
+        if args.profile:
+            from bench import slurm
+
+            profile = _user_call(slurm.load_profile, args.profile)
+        elif args.executor == "slurm":
+            raise cfg.ConfigError("--executor slurm needs --profile slurm/profiles/NAME.yaml")
+    statuses = _classify(specs, results)
+    if plan_only:
+        _print_plan(specs, statuses, configs, full=False)
+        from bench import slurm
+
+        todo = [s for s in specs if statuses[s]["state"] != "done"]
+        print(slurm.estimate_hours(todo, configs, profile))
+        return 0
+    if args.dry_run:
+        _print_plan(specs, statuses, configs, full=True)
+        print("dry run: nothing written")
+        return 0
+    if args.jobs < 0:
+        raise cfg.ConfigError(f"--jobs {args.jobs}: must be positive")
+
+    store.init_results_root(results)
+    todo = []
+    for spec in specs:
+        status = statuses[spec]
+        if status["state"] == "done":
+            continue
+        if store.is_active_elsewhere(status):
+            print(f"  {spec.run_id}: running in process {status['pid']}, skipped", file=sys.stderr)
+            continue
+        todo.append(spec)
+    _print_plan(specs, statuses, configs, full=False)
+    run_dirs = [_prepare(spec, results, configs[spec]) for spec in todo]
+    if not run_dirs:
+        print("nothing to do: every run is done")
+        return 0
+    print(f"running {len(run_dirs)} run(s) with the {args.executor} executor")
+    if args.executor == "slurm":
+        from bench import slurm
+
+        array_id = slurm.submit(run_dirs, profile, results)
+        print(
+            f"submitted job array {array_id} ({len(run_dirs)} runs); follow it with: bench status --results {results}"
+        )
+        return 0
+    from bench import launch
+
+    if args.executor == "local":
+        outcome = launch.run_local(run_dirs, args.jobs or (os.cpu_count() or 1), results)
+    else:
+        outcome = launch.run_inline(run_dirs)
+    counts = Counter(outcome.values())
+    print("finished: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for run_dir, state in outcome.items():
+        if state == "failed":
+            error = store.read_status(Path(run_dir)).get("error")
+            print(f"  failed: {Path(run_dir).relative_to(results)}: {error}")
+    return 1 if counts.get("failed") else 0
+
+
+def _prepare(spec: RunSpec, results: Path, config: dict[str, Any]) -> Path:
+    from bench import launch
+
+    return launch.prepare(spec, results, config)
+
+
+# --- status / cancel ---------------------------------------------------------------------------------
+def _existing_results(path: str) -> Path:
+    results = Path(path)
+    if not results.is_dir():
+        raise cfg.ConfigError(f"--results {results}: no such directory")
+    if not (results / store.MARKER).exists():
+        raise cfg.ConfigError(
+            f"--results {results}: not a harmonybench results directory (no {store.MARKER})"
+        )
+    return results
+
+
+def _collect(results: Path) -> list[dict[str, Any]]:
+    rows = []
+    for run_dir in store.iter_run_dirs(results):
+        suite, task, variant, seed = run_dir.relative_to(results).parts
+        status = store.read_status(run_dir)
+        if (
+            status.get("state") == "running"
+            and not store.pid_alive(status.get("pid"))
+            and "slurm" not in status
+        ):
+            if status.get("host") == os.uname().nodename:
+                status["state"] = "stalled"  # its process is gone: the next `bench run` resumes it
+        rows.append(
+            {
+                "suite": suite,
+                "task": task,
+                "variant": variant,
+                "seed": seed,
+                "run_dir": str(run_dir),
+                **status,
+            }
+        )
+    return rows
+
+
+def _attach_slurm(rows: list[dict[str, Any]]) -> None:
+    ids = [
+        r["slurm"]["job_id"] for r in rows if isinstance(r.get("slurm"), dict) and r["slurm"].get("job_id")
+    ]
+    if not ids:
+        return
+    from bench import slurm
+
+    states = slurm.job_states(ids)
+    for row in rows:
+        job = row.get("slurm")
+        if isinstance(job, dict) and job.get("job_id") in states:
+            row["slurm_state"] = states[job["job_id"]]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    results = _existing_results(args.results)
+    rows = _collect(results)
+    _attach_slurm(rows)
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+        return 0
+    if not rows:
+        print(f"no runs under {results}")
+        return 0
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["suite"], row["variant"])].append(row)
+    states = ["done", "running", "preempted", "stalled", "failed", "pending"]
+    header = f"{'suite':<10} {'agent':<34} " + " ".join(f"{s:>9}" for s in states) + f" {'progress':>9}"
+    print(header)
+    for (suite, variant), members in sorted(groups.items()):
+        counts = Counter(m.get("state", "pending") for m in members)
+        steps = sum(m.get("step") or 0 for m in members)
+        budget = sum(m.get("budget") or 0 for m in members)
+        progress = f"{100 * steps / budget:.0f}%" if budget else "-"
+        print(
+            f"{suite:<10} {variant:<34} "
+            + " ".join(f"{counts.get(s, 0):>9}" for s in states)
+            + f" {progress:>9}"
+        )
+    jobs = [r for r in rows if r.get("slurm_state") or r.get("state") in ("failed",)]
+    for row in jobs:
+        job = row.get("slurm") or {}
+        slurm_state = row.get("slurm_state") or {}
+        where = f" job {job.get('job_id')} {slurm_state.get('state', '')} {slurm_state.get('reason', '')}".rstrip()
+        error = f" error: {row['error']}" if row.get("error") else ""
+        print(
+            f"  {row['suite']}/{row['task']}/{row['variant']}/{row['seed']}: {row.get('state')}{where}{error}"
+        )
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    results = _existing_results(args.results)
+    rows = [r for r in _collect(results) if _matches(r, args)]
+    ids = sorted(
+        {r["slurm"]["job_id"] for r in rows if isinstance(r.get("slurm"), dict) and r.get("state") != "done"}
+    )
+    if not ids:
+        print("no SLURM jobs to cancel")
+        return 0
+    from bench import slurm
+
+    slurm.cancel(ids)
+    print(f"cancelled {len(ids)} job(s): {' '.join(ids)}")
+    return 0
+
+
+def _matches(row: dict[str, Any], args: argparse.Namespace) -> bool:
+    return all(
+        not wanted or row[field] in wanted.split(",")
+        for field, wanted in (("suite", args.suite), ("task", args.tasks), ("variant", args.agents))
+    )
+
+
+# --- list / report / render ----------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "agents":
+        for name, entry in agents.AGENTS.items():
+            print(f"{name:<14} {entry.description}")
+        print(f"{'<b>+<bal>':<14} any backbone ({', '.join(agents.BACKBONES)}) with any balancer")
+        for name, text in agents.BALANCERS.items():
+            print(f"  balancer {name:<12} {text}")
+    elif args.what == "suites":
+        for name in suites.names():
+            print(f"{name:<10} {suites.describe(name)}")
+    else:
+        if not args.suite:
+            raise cfg.ConfigError("bench list tasks SUITE: name a suite; valid: " + ", ".join(suites.names()))
+        if args.suite not in suites.names():
+            raise cfg.ConfigError(f"unknown suite '{args.suite}'; valid: {', '.join(suites.names())}")
+        suite = suites.get(args.suite)
+        for task in suite.tasks():
+            print(f"{task}{'  (paper default)' if task in suite.default_tasks else ''}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis import report
+
+    path = _user_call(report.build_report, args.results, args.published, _split(args.agents), args.out)
+    print(f"report written: {path}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    if args.suite not in suites.names():
+        raise cfg.ConfigError(f"unknown suite '{args.suite}'; valid: {', '.join(suites.names())}")
+    suite = suites.get(args.suite)
+    suite.check_available()
+    config = cfg.merge(cfg.HARNESS_DEFAULTS, suite.config(args.preset))
+    for text in args.sets:
+        key, value = cfg.parse_assignment(text)
+        if not key.startswith("env."):
+            raise cfg.ConfigError(f"--set {key}: bench render takes env.* keys only")
+        cfg.apply_override(config, key, cfg.parse_value(value))
+    try:
+        suite.check_config(args.task, config["env"])
+    except ValueError as error:
+        raise cfg.ConfigError(str(error).splitlines()[0]) from None
+    from suites import render
+
+    out = _user_call(
+        render.render_frames,
+        args.suite,
+        args.task,
+        args.seed,
+        config["env"],
+        args.episodes,
+        args.out,
+        args.gif,
+    )
+    print(f"frames written: {out}")
+    return 0
+
+
+def _user_call(function: Any, *args: Any) -> Any:
+    """Call a library entry point whose ValueErrors are, by contract, one-line user errors."""
+    try:
+        return function(*args)
+    except ValueError as error:
+        raise cfg.ConfigError(str(error).splitlines()[0]) from None
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bench", description="harmonybench: world-model agents x suites x seeds, and their statistics"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="expand a plan into runs, skip done ones, resume and run the rest")
+    _add_run_args(run)
+    sweep = sub.add_parser("sweep", help="same as run; give one or more --sweep axes")
+    _add_run_args(sweep)
+    plan = sub.add_parser("plan", help="what `run` would do, with the estimated compute")
+    _add_run_args(plan)
+
+    status = sub.add_parser("status", help="runs per suite/agent: done, running, failed, pending, progress")
+    status.add_argument("--results", default="results")
+    status.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel the SLURM jobs of matching runs")
+    cancel.add_argument("--results", default="results")
+    cancel.add_argument("--suite", default="")
+    cancel.add_argument("--tasks", default="")
+    cancel.add_argument("--agents", default="", help="comma-separated run variants (agent directory names)")
+
+    lister = sub.add_parser("list", help="agents, suites, or the tasks of a suite")
+    lister.add_argument("what", choices=["agents", "suites", "tasks"])
+    lister.add_argument("suite", nargs="?", default="")
+
+    report = sub.add_parser("report", help="statistics and figures from a results directory")
+    report.add_argument(
+        "results", nargs="?", default=None, help="results directory (optional with --published)"
+    )
+    report.add_argument(
+        "--published", action="append", default=[], metavar="FILE", help="published score file"
+    )
+    report.add_argument("--agents", default=None, help="comma-separated agents to include")
+    report.add_argument("--out", required=True, help="output directory for figures and report")
+
+    render = sub.add_parser("render", help="write a grid of observation frames (what the agent sees)")
+    render.add_argument("--suite", required=True)
+    render.add_argument("--task", required=True)
+    render.add_argument("--episodes", type=int, default=4)
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--preset", default=cfg.DEFAULT_PRESET)
+    render.add_argument("--set", dest="sets", action="append", default=[], metavar="env.KEY=VALUE")
+    render.add_argument("--out", default="frames.png")
+    render.add_argument("--gif", default=None, help="also write one episode as a GIF/MP4 here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from suites.base import SuiteUnavailable
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        handlers = {
+            "run": cmd_run,
+            "sweep": cmd_run,
+            "plan": lambda a: cmd_run(a, plan_only=True),
+            "status": cmd_status,
+            "cancel": cmd_cancel,
+            "list": cmd_list,
+            "report": cmd_report,
+            "render": cmd_render,
+        }
+        if args.command == "sweep" and not args.sweeps:
+            raise cfg.ConfigError("bench sweep needs at least one --sweep KEY=V1,V2")
+        return handlers[args.command](args)
+    except UsageError as error:
+        _fail(str(error))
+    except (cfg.ConfigError, SuiteUnavailable) as error:
+        _fail(str(error))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
