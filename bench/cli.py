@@ -219,9 +219,8 @@ def _collect(results: Path) -> list[dict[str, Any]]:
             status.get("state") == "running"
             and not store.pid_alive(status.get("pid"))
             and "slurm" not in status
-        ):
-            if status.get("host") == os.uname().nodename:
-                status["state"] = "stalled"  # its process is gone: the next `bench run` resumes it
+        ) and status.get("host") == os.uname().nodename:
+            status["state"] = "stalled"  # its process is gone: the next `bench run` resumes it
         rows.append(
             {
                 "suite": suite,

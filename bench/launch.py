@@ -4,6 +4,7 @@ directory's spec.json, so a job can run anywhere the results directory is visibl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -47,10 +48,8 @@ def _git_commit() -> str:
 def _packages() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in RECORDED_PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return versions
 
 
