@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import cvxpy as cp
+import numpy as np
 import torch
 from torch import nn
 
@@ -68,6 +70,193 @@ class Fixed(Balancer):
     """Fixed loss scales from the config, as the backbones' papers use them."""
 
 
+class Adaptive(Balancer):
+    """Balances the groups in ``harmonize``; every other group (cont, ...) keeps its fixed weight."""
+
+    def __init__(self, groups: Sequence[str], config: dict[str, Any]):
+        super().__init__(groups, config)
+        self.balanced = [g for g in self.groups if g in config["harmonize"]]
+        self.kept = [g for g in self.groups if g not in self.balanced]
+
+    def _kept_part(self, losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        weights = {g: losses[g].new_tensor(self.fixed_weights[g]) for g in self.kept}
+        total = sum((weights[g] * losses[g] for g in self.kept), start=0.0)
+        return total, weights
+
+
+class Harmony(Adaptive):
+    """HarmonyDream: sigma_i = exp(s_i), s_i init 0; L_i/sigma_i + log(1 + sigma_i) (rectified) or + s_i (plain).
+
+    HD wmlib-torch dreamerv2.py L116-177, dreamerv3-jax nets.py L612-622: nothing detached; the fixed weights of
+    harmonised groups are ignored; effective weight 1/sigma_i.
+    """
+
+    def __init__(self, groups: Sequence[str], config: dict[str, Any]):
+        super().__init__(groups, config)
+        self.rectified = bool(config["rectified"])
+        self.log_sigma = nn.ParameterDict({g: nn.Parameter(torch.zeros(())) for g in self.balanced})
+
+    def forward(self, losses, shared_params=None):
+        self._check(losses)
+        total, weights = self._kept_part(losses)
+        for g in self.balanced:
+            s = self.log_sigma[g]
+            regulariser = torch.log1p(torch.exp(s)) if self.rectified else s
+            total = total + losses[g] * torch.exp(-s) + regulariser
+            weights[g] = torch.exp(-s).detach()
+        return total, weights
+
+
+class Uncertainty(Adaptive):
+    """Kendall et al. 2018 as in NASH weight_methods.py L418-440: sum 1/2 (exp(-s_i) L_i + s_i), s_i init 0."""
+
+    def __init__(self, groups: Sequence[str], config: dict[str, Any]):
+        super().__init__(groups, config)
+        self.log_variance = nn.ParameterDict({g: nn.Parameter(torch.zeros(())) for g in self.balanced})
+
+    def forward(self, losses, shared_params=None):
+        self._check(losses)
+        total, weights = self._kept_part(losses)
+        for g in self.balanced:
+            s = self.log_variance[g]
+            total = total + 0.5 * (torch.exp(-s) * losses[g] + s)
+            weights[g] = 0.5 * torch.exp(-s).detach()
+        return total, weights
+
+
+class DynamicWeightAverage(Adaptive):
+    """Liu et al. 2019, NASH's iteration-window variant: w = K softmax(r / T), r = recent / older window mean.
+
+    The FIFO holds the last 2 x window detached loss vectors (current one included, as NASH does). Weights are
+    ones until the FIFO holds only real losses (NASH starts after window + 1 calls, against its ones-filled
+    FIFO). The total is sum w_i L_i (NASH takes the mean, a constant factor 1/K).
+    """
+
+    def __init__(self, groups: Sequence[str], config: dict[str, Any]):
+        super().__init__(groups, config)
+        self.window = int(config["dwa_window"])
+        self.temperature = float(config["dwa_temperature"])
+        self.register_buffer("history", torch.ones(2 * self.window, len(self.balanced)))
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def current_weights(self) -> torch.Tensor:
+        if self.calls < 2 * self.window:
+            return self.history.new_ones(len(self.balanced))
+        ratio = self.history[self.window :].mean(0) / self.history[: self.window].mean(0)
+        return len(self.balanced) * torch.softmax(ratio / self.temperature, dim=0)
+
+    def forward(self, losses, shared_params=None):
+        self._check(losses)
+        latest = torch.stack([losses[g].detach().float() for g in self.balanced]).to(self.history.device)
+        self.history.copy_(torch.cat([self.history[1:], latest[None]]))
+        self.calls += 1
+        total, weights = self._kept_part(losses)
+        for g, w in zip(self.balanced, self.current_weights()):
+            weights[g] = w.to(losses[g].device)
+            total = total + weights[g] * losses[g]
+        return total, weights
+
+
+class NashMTL(Adaptive):
+    """Navon et al. 2022 (NASH weight_methods.py L99-272): weights alpha with G G^T alpha = 1/alpha.
+
+    Per-group gradients on the shared parameters give G; alpha comes from sequential convex solves on
+    G G^T / ||G G^T||_F (warm-started), then is rescaled to solve the unnormalised condition, recomputed every
+    ``nash_update_every`` calls and reused in between. NASH clips the shared gradient to ``max_norm`` after
+    backward; here alpha is scaled so that ||sum_i alpha_i g_i|| <= max_norm (as torchjd does), which scales
+    the head gradients of balanced groups by the same factor (0 disables). A group with a zero gradient (KL
+    under free bits) gets alpha 0 and the rest are solved among themselves.
+    """
+
+    needs_shared_params = True
+
+    def __init__(self, groups: Sequence[str], config: dict[str, Any]):
+        super().__init__(groups, config)
+        self.update_every = int(config["nash_update_every"])
+        self.max_norm = float(config["nash_max_norm"])
+        self.iters = int(config["nash_iters"])
+        self.register_buffer("alpha", torch.ones(len(self.balanced)))  # weights in use
+        self.register_buffer("solution", torch.ones(len(self.balanced), dtype=torch.float64))  # warm start
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def forward(self, losses, shared_params=None):
+        self._check(losses)
+        if shared_params is None:
+            raise ValueError(
+                "the nashmtl balancer needs the shared parameters (forward(losses, shared_params))"
+            )
+        if self.calls % self.update_every == 0:
+            self._update([losses[g] for g in self.balanced], list(shared_params))
+        self.calls += 1
+        total, weights = self._kept_part(losses)
+        for g, a in zip(self.balanced, self.alpha):
+            weights[g] = a.to(losses[g].device)
+            total = total + weights[g] * losses[g]
+        return total, weights
+
+    def _update(self, losses: list[torch.Tensor], params: list[torch.Tensor]) -> None:
+        rows = []
+        for loss in losses:
+            if not loss.requires_grad:  # a constant loss (detached KL under free bits): a zero row
+                rows.append(torch.cat([torch.zeros_like(p).flatten() for p in params]))
+                continue
+            grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            rows.append(
+                torch.cat(
+                    [(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)]
+                )
+            )
+        jacobian = torch.stack(rows).detach().double()
+        gram = (jacobian @ jacobian.T).cpu().numpy()
+        active = np.diag(gram) > 1e-12 * max(np.diag(gram).max(), 1e-300)
+        if not active.any():  # every group flat: keep the weights in use
+            return
+        sub = gram[np.ix_(active, active)]
+        scale = np.linalg.norm(sub)
+        solution = self.solution.cpu().numpy().copy()
+        solution[active] = nash_bargaining_weights(sub / scale, solution[active], self.iters)
+        self.solution.copy_(torch.from_numpy(solution))
+        alpha = np.zeros(len(losses))
+        alpha[active] = solution[active] / np.sqrt(
+            scale
+        )  # G_n a = 1/a  <=>  G (a / sqrt(|G|)) = sqrt(|G|) / a
+        norm = np.sqrt(alpha @ gram @ alpha)
+        if self.max_norm > 0 and norm > self.max_norm:
+            alpha *= self.max_norm / norm
+        self.alpha.copy_(torch.from_numpy(alpha))
+
+
+def nash_bargaining_weights(gram: np.ndarray, start: np.ndarray, iters: int) -> np.ndarray:
+    """alpha >= 0 with gram @ alpha ~= 1/alpha, by NASH's sequential convex solves (ECOS, warm start).
+
+    Each step minimises sum(gram alpha) + grad(phi)(alpha_prev) . alpha subject to
+    log(alpha_i) + log((gram alpha)_i) >= 0, with phi(alpha) = sum_i log(alpha_i) + log((gram alpha)_i)
+    linearised at the previous iterate; stops when the condition holds to 1e-3 or alpha moves < 1e-6.
+    """
+    size = len(start)
+    alpha = cp.Variable(size, nonneg=True)
+    slope = cp.Parameter(size)
+    gram_alpha = gram @ alpha
+    problem = cp.Problem(
+        cp.Minimize(cp.sum(gram_alpha) + slope @ alpha), [cp.log(alpha) + cp.log(gram_alpha) >= 0]
+    )
+    current = np.asarray(start, dtype=np.float64)
+    for _ in range(iters):
+        slope.value = 1.0 / current + gram @ (1.0 / (gram @ current))
+        alpha.value = current
+        try:
+            problem.solve(solver=cp.ECOS, warm_start=True, max_iters=100)
+        except (cp.SolverError, ValueError):
+            break
+        if alpha.value is None or not np.all(np.isfinite(alpha.value)):
+            break
+        moved = np.linalg.norm(alpha.value - current)
+        current = np.maximum(alpha.value, 1e-10)
+        if moved < 1e-6 or np.linalg.norm(gram @ current - 1.0 / (current + 1e-10)) < 1e-3:
+            break
+    return current
+
+
 def _check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         raise ValueError(
@@ -93,13 +282,22 @@ def validate(groups: Sequence[str], config: dict[str, Any]) -> str:
         _check_choice("weights", group, groups)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
             raise ValueError(f"agent.balancer.weights.{group}={weight!r} is invalid; valid: a number >= 0")
-    if name == "harmony":  # a harmony knob: other balancers ignore it (TD-MPC has no obs/dyn groups)
-        for group in config.get("harmonize", []):
+    if name != "fixed":  # the groups adaptive balancers weigh (TD-MPC names its own: no obs/dyn there)
+        harmonize = config.get("harmonize")
+        if not isinstance(harmonize, list) or not harmonize:
+            raise ValueError(
+                f"agent.balancer.harmonize={harmonize!r} is invalid; valid: a non-empty list of {list(groups)}"
+            )
+        for group in harmonize:
             _check_choice("harmonize", group, groups)
     _check_positive("dwa_temperature", config.get("dwa_temperature", 2.0))
     _check_positive("dwa_window", config.get("dwa_window", 25), int)
     _check_positive("nash_update_every", config.get("nash_update_every", 1), int)
-    _check_positive("nash_max_norm", config.get("nash_max_norm", 1.0))
+    max_norm = config.get("nash_max_norm", 1.0)
+    if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or max_norm < 0:
+        raise ValueError(
+            f"agent.balancer.nash_max_norm={max_norm!r} is invalid; valid: a number >= 0 (0: no clip)"
+        )
     _check_positive("nash_iters", config.get("nash_iters", 20), int)
     return name
 
@@ -110,4 +308,10 @@ def make(groups: Sequence[str], config: dict[str, Any]) -> Balancer:
     return _CLASSES[name](groups, config)
 
 
-_CLASSES: dict[str, type[Balancer]] = {"fixed": Fixed}
+_CLASSES: dict[str, type[Balancer]] = {
+    "fixed": Fixed,
+    "harmony": Harmony,
+    "uncertainty": Uncertainty,
+    "dwa": DynamicWeightAverage,
+    "nashmtl": NashMTL,
+}
