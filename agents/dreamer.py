@@ -1,0 +1,461 @@
+"""DreamerV2 and DreamerV3: world model + actor-critic in imagination, one module for both backbones.
+
+The version lives in the config (``agent.version``); every difference between V2 and V3 is a knob there
+(see ``agents.dreamer_config``). Loss groups for the balancer: ``obs`` (decoder), ``reward``, ``dyn`` (the KL
+after balancing/free bits; for V3 (0.5 dyn + 0.1 rep) / 0.6) and ``cont`` when the continue head is on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents import balancers
+from agents.dreamer_config import balancer_config, check_config, default_config, loss_groups
+from agents.nets import ConvDecoder, ConvEncoder, Normal, OneHot, TruncNormal, TwoHot, mlp, symlog
+from agents.rssm import RSSM, State, dv2_kl_loss, dv3_kl_loss, kl_terms
+
+__all__ = ["default_config", "check_config", "make", "Dreamer", "WorldModel", "ActorCritic", "lambda_return"]
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def lambda_return(reward: torch.Tensor, value: torch.Tensor, disc: torch.Tensor, lam: float) -> torch.Tensor:
+    """TD(lambda) returns over an imagined trajectory (DV3 agent.py lambda_return).
+
+    reward (H, N): reward on entering state t+1; value (H+1, N): values of states 0..H; disc (H, N): discount
+    times continue flag of state t+1. ret_t = r_t + d_t ((1 - lam) v_{t+1} + lam ret_{t+1}), ret_H = v_H.
+    """
+    rets = [value[-1]]
+    interm = reward + disc * value[1:] * (1 - lam)
+    for t in reversed(range(len(reward))):
+        rets.append(interm[t] + disc[t] * lam * rets[-1])
+    return torch.stack(rets[1:][::-1])
+
+
+class ReturnNorm(nn.Module):
+    """DV3 retnorm perc_ema: EMA of the 5th/95th return percentiles; scale = max(1/max, high - low)."""
+
+    def __init__(self, decay: float, limit: float, low: float, high: float):
+        super().__init__()
+        self.decay, self.limit, self.quantiles = decay, limit, (low / 100, high / 100)
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, ret: torch.Tensor) -> torch.Tensor:
+        flat = ret.detach().float().flatten()
+        q = torch.quantile(flat, flat.new_tensor(self.quantiles))
+        self.low.lerp_(q[0], 1 - self.decay)
+        self.high.lerp_(q[1], 1 - self.decay)
+        return torch.clamp_min(self.high - self.low, 1 / self.limit)
+
+
+class WorldModel(nn.Module):
+    """Encoder, RSSM, decoder and reward/continue heads. ``loss`` returns the balancer's group losses.
+
+    A subclass (e.g. DreamerPro) replaces the reconstruction term by overriding ``obs_loss``."""
+
+    def __init__(self, obs_space: gym.spaces.Dict, actions: int, cfg: dict[str, Any]):
+        super().__init__()
+        self.cfg = cfg
+        act, norm, units, layers = cfg["act"], cfg["norm"], cfg["units"], cfg["layers"]
+        self.image_shape = tuple(obs_space["image"].shape) if "image" in obs_space.spaces else None
+        self.state_dim = int(np.prod(obs_space["state"].shape)) if "state" in obs_space.spaces else 0
+        embed = 0
+        if self.image_shape:
+            height, width, channels = self.image_shape
+            self.cnn_encoder = ConvEncoder(channels, height, cfg["cnn_depth"], act, cfg["cnn"])
+            embed += self.cnn_encoder.out_dim
+        if self.state_dim:
+            self.mlp_encoder = mlp(self.state_dim, 0, units, layers, act, norm)
+            embed += units
+        self.rssm = RSSM(embed, actions, cfg)
+        feat = self.rssm.feat_dim
+        if self.image_shape:
+            self.cnn_decoder = ConvDecoder(feat, channels, height, cfg["cnn_depth"], act, cfg["cnn"])
+        if self.state_dim:
+            self.mlp_decoder = mlp(feat, self.state_dim, units, layers, act, norm)
+        self.twohot = TwoHot(cfg["bins"])
+        reward_out, outscale = (cfg["bins"], 0.0) if cfg["reward_head"] == "twohot" else (1, 1.0)
+        self.reward_head = mlp(feat, reward_out, units, layers, act, norm, outscale)
+        self.cont_head = mlp(feat, 1, units, layers, act, norm) if cfg["pred_cont"] else None
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters every loss group reaches (encoder + RSSM): what Nash-MTL balances over."""
+        encoders = [m for m in (getattr(self, "cnn_encoder", None), getattr(self, "mlp_encoder", None)) if m]
+        return [p for m in [*encoders, self.rssm] for p in m.parameters()]
+
+    def encode(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        if self.image_shape:
+            image = data["image"]
+            parts.append(self.cnn_encoder(image.flatten(0, 1)).reshape(*image.shape[:2], -1))
+        if self.state_dim:
+            state = symlog(data["state"]) if self.cfg["symlog_inputs"] else data["state"]
+            parts.append(self.mlp_encoder(state))
+        return torch.cat(parts, -1)
+
+    def reward(self, feat: torch.Tensor) -> torch.Tensor:
+        out = self.reward_head(feat)
+        return self.twohot.decode(out) if self.cfg["reward_head"] == "twohot" else out[..., 0].float()
+
+    def cont(self, feat: torch.Tensor) -> torch.Tensor:
+        """Continue probability (mean) or its mode, as configured for imagination."""
+        if self.cont_head is None:
+            return torch.ones(feat.shape[:-1], device=feat.device)
+        prob = torch.sigmoid(self.cont_head(feat)[..., 0].float())
+        return (prob > 0.5).float() if self.cfg["imag_cont"] == "mode" else prob
+
+    def obs_loss(self, feat: torch.Tensor, data: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Reconstruction loss per (B, T): image and state terms summed over their dimensions."""
+        loss = torch.zeros(feat.shape[:2], device=feat.device)
+        if self.image_shape:
+            target = data["image"]
+            mean = self.cnn_decoder(feat.flatten(0, 1)).reshape(target.shape)
+            err = (mean.float() - target).square().sum((-3, -2, -1))
+            loss = loss + (0.5 * err if self.cfg["image_loss"] == "gauss" else err)
+        if self.state_dim:
+            target = symlog(data["state"]) if self.cfg["state_loss"] == "symlog_mse" else data["state"]
+            err = (self.mlp_decoder(feat).float() - target).square().sum(-1)
+            loss = loss + (0.5 * err if self.cfg["state_loss"] == "gauss" else err)
+        return loss
+
+    def head_losses(self, feat: torch.Tensor, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """obs, reward and (optionally) cont group losses given posterior features (B, T, F)."""
+        losses = {"obs": self.obs_loss(feat, data).mean()}
+        reward = data["reward"]
+        reward = torch.tanh(reward) if self.cfg["clip_rewards"] == "tanh" else reward
+        out = self.reward_head(feat)
+        if self.cfg["reward_head"] == "twohot":
+            losses["reward"] = self.twohot.loss(out, reward).mean()
+        else:
+            losses["reward"] = (0.5 * (out[..., 0].float() - reward).square()).mean()
+        if self.cont_head is not None:
+            target = 1 - data["is_terminal"]
+            logits = self.cont_head(feat)[..., 0].float()
+            losses["cont"] = F.binary_cross_entropy_with_logits(logits, target)
+        return losses
+
+    def loss(
+        self, data: dict[str, torch.Tensor]
+    ) -> tuple[State, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(posterior, group losses, extra metrics) for a batch of sequences on the device."""
+        embed = self.encode(data)
+        post, prior = self.rssm.observe(embed, data["action"], data["is_first"])
+        losses = self.head_losses(self.rssm.feat(post), data)
+        dyn, rep = kl_terms(post["logits"], prior["logits"])
+        cfg = self.cfg
+        metrics = {"kl": rep.mean().detach()}
+        if cfg["kl"] == "balance":
+            losses["dyn"] = dv2_kl_loss(dyn, rep, cfg["kl_balance"], cfg["kl_free"], cfg["kl_free_avg"])
+        else:
+            losses["dyn"], metrics["loss/kl_dyn"], metrics["loss/kl_rep"] = dv3_kl_loss(
+                dyn, rep, cfg["kl_dyn_scale"], cfg["kl_rep_scale"], cfg["kl_free"]
+            )
+        metrics["prior_entropy"] = _entropy(prior["logits"]).detach()
+        metrics["post_entropy"] = _entropy(post["logits"]).detach()
+        return post, losses, metrics
+
+
+def _entropy(logp: torch.Tensor) -> torch.Tensor:
+    return -(logp.exp() * logp).sum((-2, -1)).mean()
+
+
+class ActorCritic(nn.Module):
+    """Actor and critic trained on imagined trajectories of the world model."""
+
+    def __init__(self, feat: int, actions: int, discrete: bool, cfg: dict[str, Any]):
+        super().__init__()
+        self.cfg, self.discrete = cfg, discrete
+        act, norm, units, layers = cfg["act"], cfg["norm"], cfg["units"], cfg["layers"]
+        self.actor = mlp(feat, actions if discrete else 2 * actions, units, layers, act, norm)
+        critic_out, outscale = (cfg["bins"], 0.0) if cfg["critic_head"] == "twohot" else (1, 1.0)
+        self.critic = mlp(feat, critic_out, units, layers, act, norm, outscale)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.twohot = TwoHot(cfg["bins"])
+        self.retnorm = ReturnNorm(
+            cfg["return_norm_decay"], cfg["return_norm_max"], cfg["return_norm_low"], cfg["return_norm_high"]
+        )
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def dist(self, out: torch.Tensor) -> Normal | TruncNormal | OneHot:
+        """The action distribution from actor outputs (DV2 dists trunc_normal; DV3 normal/onehot)."""
+        cfg = self.cfg
+        if self.discrete:
+            return OneHot(out, cfg["actor_unimix"])
+        mean, std = out.float().chunk(2, -1)
+        lo, hi = cfg["actor_min_std"], cfg["actor_max_std"]
+        if cfg["actor_dist"] == "trunc_normal":  # DV2 nets.py: std = 2 sigmoid((std + 2) / 2) + min_std
+            return TruncNormal(torch.tanh(mean), 2 * torch.sigmoid((std + 2) / 2) + lo)
+        return Normal(torch.tanh(mean), (hi - lo) * torch.sigmoid(std + 2) + lo)  # DV3 nets.py MLP dist
+
+    def value(self, net: nn.Module, feat: torch.Tensor) -> torch.Tensor:
+        out = net(feat)
+        return self.twohot.decode(out) if self.cfg["critic_head"] == "twohot" else out[..., 0].float()
+
+    def imagine(self, wm: WorldModel, start: State) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Roll the prior forward ``imag_horizon`` steps with the actor. Returns feats (H+1, N, F) with
+        gradients through the dynamics, the actor outputs (H, N, O) and the actions taken (H, N, A)."""
+        state = start
+        feats, outs, actions = [wm.rssm.feat(start)], [], []
+        for _ in range(self.cfg["imag_horizon"]):
+            out = self.actor(feats[-1].detach())  # DV3: the policy sees sg(state)
+            action = self.dist(out).rsample()
+            state = wm.rssm.img_step(state, action)
+            feats.append(wm.rssm.feat(state))
+            outs.append(out)
+            actions.append(action)
+        return torch.stack(feats), torch.stack(outs), torch.stack(actions)
+
+    def losses(
+        self, wm: WorldModel, start: State, start_cont: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(actor loss, critic loss, metrics) from imagination starting at ``start`` (N, ...)."""
+        cfg = self.cfg
+        feats, outs, actions = self.imagine(wm, start)
+        reward = wm.reward(feats[1:])
+        cont = torch.cat([start_cont[None], wm.cont(feats[1:])])  # DV3: first cont from the data
+        disc = cfg["discount"] * cont
+        weight = (torch.cumprod(disc, 0) / cfg["discount"]).detach()  # DV3 agent.py traj["weight"]
+        critic_out = self.critic(feats)  # gradients reach the actor (via feats) and the critic
+        fast = (
+            self.twohot.decode(critic_out) if cfg["critic_head"] == "twohot" else critic_out[..., 0].float()
+        )
+        value = self.value(self.slow_critic, feats) if cfg["critic_target"] == "slow" else fast
+        ret = lambda_return(reward, value, disc[1:], cfg["lambda"])
+        base = value[:-1]
+        if cfg["return_norm"] == "perc_ema":
+            scale = self.retnorm.update(ret)
+        else:
+            scale = ret.new_ones(())
+        adv = (ret - base.detach()) / scale
+        dist = self.dist(outs)
+        grad = cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]
+        if grad == "backprop":
+            actor_loss = -adv
+        else:
+            actor_loss = -dist.log_prob(actions.detach()) * adv.detach()
+        entropy = dist.entropy()
+        actor_loss = (weight[:-1] * (actor_loss - cfg["actor_ent"] * entropy)).mean()
+
+        target = ret.detach()
+        with torch.no_grad():
+            slow = self.value(self.slow_critic, feats[:-1]) if cfg["critic_slowreg"] > 0 else None
+        if cfg["critic_head"] == "twohot":
+            critic_loss = self.twohot.loss(critic_out[:-1], target)
+            if slow is not None:
+                critic_loss = critic_loss + cfg["critic_slowreg"] * self.twohot.loss(critic_out[:-1], slow)
+        else:
+            critic_loss = 0.5 * (critic_out[:-1, ..., 0].float() - target).square()
+            if slow is not None:
+                critic_loss = critic_loss + cfg["critic_slowreg"] * 0.5 * (fast[:-1] - slow).square()
+        critic_loss = (weight[:-1] * critic_loss).mean()
+        metrics = {
+            "entropy": entropy.mean().detach(),
+            "return": ret.mean().detach(),
+            "return_scale": scale.detach(),
+            "imag_reward": reward.mean().detach(),
+            "value": fast.mean().detach(),
+        }
+        return actor_loss, critic_loss, metrics
+
+    @torch.no_grad()
+    def update_slow_critic(self) -> None:
+        """DV2: hard copy every 100 updates; DV3: EMA with fraction 0.02 every update."""
+        if int(self.updates) % self.cfg["slow_critic_every"] == 0:
+            torch._foreach_lerp_(
+                list(self.slow_critic.parameters()),
+                list(self.critic.parameters()),
+                self.cfg["slow_critic_fraction"],
+            )
+        self.updates += 1
+
+
+class Dreamer:
+    """The Agent (agents/base.py): world model, balancer, actor-critic and their optimizers."""
+
+    def __init__(
+        self, obs_space: gym.spaces.Dict, act_space: gym.Space, cfg: dict[str, Any], device: torch.device
+    ):
+        self.cfg, self.device = cfg, torch.device(device)
+        self.batch_size, self.batch_length = cfg["batch_size"], cfg["batch_length"]
+        self.discrete = isinstance(act_space, gym.spaces.Discrete)
+        self.actions = int(act_space.n) if self.discrete else int(np.prod(act_space.shape))
+        self.obs_keys = [k for k in ("image", "state") if k in obs_space.spaces]
+        self.wm = WorldModel(obs_space, self.actions, cfg)
+        self.ac = ActorCritic(self.wm.rssm.feat_dim, self.actions, self.discrete, cfg)
+        self.groups = loss_groups(cfg)
+        self.balancer = balancers.make(self.groups, balancer_config(cfg))
+        self.modules = nn.ModuleDict({"wm": self.wm, "ac": self.ac, "balancer": self.balancer}).to(
+            self.device
+        )
+        self.clip_with_model = bool(cfg["balancer"].get("clip_with_model", True))
+        model_params = list(self.wm.parameters()) + list(self.balancer.parameters())
+        self.model_opt = _adam(model_params, cfg, "model")
+        self.actor_opt = _adam(self.ac.actor.parameters(), cfg, "actor")
+        self.critic_opt = _adam(self.ac.critic.parameters(), cfg, "critic")
+        self.dtype = _DTYPES[cfg["precision"]]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg["precision"] == "fp16")
+        if cfg["compile"]:  # the per-step functions dominate; compiling them fuses the small ops
+            self.wm.rssm.obs_step = torch.compile(self.wm.rssm.obs_step)
+            self.wm.rssm.img_step = torch.compile(self.wm.rssm.img_step)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Numpy batch -> device tensors; images go as uint8 and are normalised on the device."""
+        data = {}
+        for key, value in batch.items():
+            if key in ("image", "state", "action", "reward", "is_first", "is_terminal"):
+                data[key] = torch.as_tensor(np.asarray(value)).to(self.device, non_blocking=True)
+        if "image" in data:  # (..., H, W, C) uint8 -> (..., C, H, W) in [-0.5, 0.5] (DV2/DV3 preprocess)
+            data["image"] = data["image"].movedim(-1, -3).float() / 255.0 - 0.5
+        for key in ("state", "action", "reward"):
+            if key in data:
+                data[key] = data[key].float()
+        for key in ("is_first", "is_terminal"):
+            if key in data:
+                data[key] = data[key].float()
+        return data
+
+    def _step(
+        self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: list, clip: float, **kw
+    ) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward(inputs=params, **kw)
+        self.scaler.unscale_(opt)
+        norm = nn.utils.clip_grad_norm_(params, clip, foreach=True)
+        self.scaler.step(opt)
+        return norm
+
+    def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        cfg = self.cfg
+        data = self._to_device(batch)
+        with self._autocast():
+            post, losses, metrics = self.wm.loss(data)
+            shared = self.wm.shared_parameters() if self.balancer.needs_shared_params else None
+            total, weights = self.balancer(losses, shared)
+        wm_params = list(self.wm.parameters())
+        bal_params = list(self.balancer.parameters())
+        self.model_opt.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.unscale_(self.model_opt)
+        if self.clip_with_model:  # HD: the harmony scalars sit inside the world-model clipping
+            model_norm = nn.utils.clip_grad_norm_(wm_params + bal_params, cfg["model_clip"], foreach=True)
+        else:
+            model_norm = nn.utils.clip_grad_norm_(wm_params, cfg["model_clip"], foreach=True)
+            if bal_params:
+                nn.utils.clip_grad_norm_(bal_params, cfg["model_clip"], foreach=True)
+        self.scaler.step(self.model_opt)
+
+        start = {k: v.detach().flatten(0, 1) for k, v in post.items() if k in ("deter", "stoch")}
+        start_cont = 1 - data["is_terminal"].flatten()
+        if 0 < cfg["imag_starts"] < len(start_cont):
+            idx = torch.randperm(len(start_cont), device=self.device)[: cfg["imag_starts"]]
+            start = {k: v[idx] for k, v in start.items()}
+            start_cont = start_cont[idx]
+        self.wm.requires_grad_(False)  # imagination backprops into the actor only
+        with self._autocast():
+            actor_loss, critic_loss, ac_metrics = self.ac.losses(self.wm, start, start_cont)
+        actor_params = list(self.ac.actor.parameters())
+        critic_params = list(self.ac.critic.parameters())
+        actor_norm = self._step(
+            self.actor_opt, actor_loss, actor_params, cfg["actor_clip"], retain_graph=True
+        )
+        critic_norm = self._step(self.critic_opt, critic_loss, critic_params, cfg["critic_clip"])
+        self.wm.requires_grad_(True)
+        self.ac.update_slow_critic()
+        self.scaler.update()
+
+        scalars = {f"loss/{g}": losses[g] for g in self.groups}
+        scalars.update({f"weight/{g}": weights[g] for g in self.groups})
+        scalars.update(metrics)
+        scalars.update(ac_metrics)
+        scalars.update(
+            {
+                "loss/total": total,
+                "loss/actor": actor_loss,
+                "loss/critic": critic_loss,
+                "grad_norm/model": model_norm,
+                "grad_norm/actor": actor_norm,
+                "grad_norm/critic": critic_norm,
+            }
+        )
+        values = torch.stack([v.detach().float().reshape(()) for v in scalars.values()]).tolist()  # one sync
+        return dict(zip(scalars, values))
+
+    @torch.no_grad()
+    def policy(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:
+        n = len(next(iter(obs.values())))
+        data = self._to_device({k: np.asarray(obs[k])[:, None] for k in self.obs_keys})
+        if state is None:
+            latent, prev_action = None, torch.zeros(n, self.actions, device=self.device)
+            is_first = torch.ones(n, device=self.device)
+        else:
+            latent, prev_action = state
+            is_first = torch.as_tensor(
+                np.asarray(obs.get("is_first", np.zeros(n))), device=self.device
+            ).float()
+        with self._autocast():
+            embed = self.wm.encode(data)[:, 0]
+            latent = self.wm.rssm.step(latent, prev_action, embed, is_first)
+            dist = self.ac.dist(self.ac.actor(self.wm.rssm.feat(latent)))
+        action = dist.rsample() if mode == "train" else dist.mode()
+        action = action.float() if self.discrete else action.float().clamp(-1, 1)
+        latent = {k: v for k, v in latent.items() if k in ("deter", "stoch")}
+        return action.cpu().numpy(), (latent, action)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "modules": self.modules.state_dict(),
+            "model_opt": self.model_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.modules.load_state_dict(state["modules"])
+        self.model_opt.load_state_dict(state["model_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.scaler.load_state_dict(state["scaler"])
+
+
+def _adam(params: Any, cfg: dict[str, Any], name: str) -> torch.optim.Optimizer:
+    """Adam with decoupled weight decay (DV2 tfutils Optimizer: var *= 1 - wd * lr), as torch AdamW."""
+    return torch.optim.AdamW(
+        params, lr=cfg[f"{name}_lr"], eps=cfg[f"{name}_eps"], weight_decay=cfg[f"{name}_wd"], foreach=True
+    )
+
+
+def make(
+    backbone: str, obs_space: gym.spaces.Dict, act_space: gym.Space, config: dict[str, Any], device: Any
+) -> Dreamer:
+    """Build a DreamerV2/V3 agent; ValueError on a bad config or unsupported spaces."""
+    check_config(backbone, config)
+    if not any(k in obs_space.spaces for k in ("image", "state")):
+        raise ValueError(f"obs_space keys {sorted(obs_space.spaces)} are invalid; valid: image and/or state")
+    if "image" in obs_space.spaces:
+        height, width, _ = obs_space["image"].shape
+        valid = height == width and (
+            height == 64 if config["cnn"] == "dv2" else height >= 8 and height & (height - 1) == 0
+        )
+        if not valid:
+            raise ValueError(
+                f"image size {height}x{width} is invalid for cnn={config['cnn']!r}; valid: 64x64 (dv2), square powers of 2 >= 8 (dv3)"
+            )
+    if not isinstance(act_space, gym.spaces.Discrete | gym.spaces.Box):
+        raise ValueError(f"action space {act_space} is invalid; valid: Box or Discrete")
+    return Dreamer(obs_space, act_space, config, device)

@@ -1,0 +1,253 @@
+"""Building blocks shared by the Dreamer backbones: symlog, two-hot, MLPs, CNN encoder/decoder, action dists.
+
+DreamerV2 (DV2 = danijar/dreamerv2 common/nets.py) uses ELU without normalisation and valid-padded convs;
+DreamerV3 (DV3 = danijar/dreamerv3 @8fa35f8 nets.py) uses SiLU + LayerNorm and same-padded strided convs
+down to a 4x4 resolution ("minres 4").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+class TwoHot(nn.Module):
+    """Two-hot categorical over bins in symlog space (DV3 configs.yaml: 255 bins, linspace(-20, 20))."""
+
+    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0):
+        super().__init__()
+        self.register_buffer("bins", torch.linspace(low, high, bins), persistent=False)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(...,) values -> (..., bins) two-hot weights of symlog(x) on the bins."""
+        y = symlog(x).clamp(self.bins[0], self.bins[-1])
+        above = torch.bucketize(y, self.bins).clamp(1, len(self.bins) - 1)
+        below = above - 1
+        lo, hi = self.bins[below], self.bins[above]
+        w_hi = (y - lo) / (hi - lo)
+        out = torch.zeros(*y.shape, len(self.bins), device=y.device, dtype=y.dtype)
+        out.scatter_(-1, below.unsqueeze(-1), (1 - w_hi).unsqueeze(-1))
+        out.scatter_add_(-1, above.unsqueeze(-1), w_hi.unsqueeze(-1))
+        return out
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        """Expected value: symexp of the probability-weighted bin (DV3 DiscDist.mean)."""
+        return symexp((logits.float().softmax(-1) * self.bins).sum(-1))
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the two-hot target, per element (negative log-likelihood)."""
+        return -(self.encode(target.float()) * logits.float().log_softmax(-1)).sum(-1)
+
+
+def activation(name: str) -> nn.Module:
+    return {"elu": nn.ELU, "silu": nn.SiLU, "relu": nn.ReLU}[name]()
+
+
+def mlp(
+    inp: int, out: int, units: int, layers: int, act: str, norm: bool, outscale: float = 1.0
+) -> nn.Sequential:
+    """``layers`` hidden Linear(+LayerNorm)+act blocks, then a linear output (zero-init when outscale is 0).
+    ``out=0`` leaves the head off (an encoder's output is its last hidden layer)."""
+    mods: list[nn.Module] = []
+    for _ in range(layers):
+        mods += [nn.Linear(inp, units, bias=not norm)]
+        mods += [nn.LayerNorm(units, eps=1e-3)] if norm else []  # DV3 nets.py Norm: eps 1e-3
+        mods += [activation(act)]
+        inp = units
+    if out == 0:
+        return nn.Sequential(*mods)
+    head = nn.Linear(inp, out)
+    if outscale == 0.0:  # DV3 configs.yaml: reward/critic outscale 0 -> predict 0 at init
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+    return nn.Sequential(*mods, head)
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels of an NCHW map (DV3 normalises the last axis of NHWC)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels, eps=1e-3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvEncoder(nn.Module):
+    """Image (N, C, 64, 64) in [-0.5, 0.5] -> flat embedding.
+
+    ``style="dv2"``: 4 valid convs, kernel 4, stride 2 (64->31->14->6->2), ELU (DV2 configs.yaml cnn_kernels).
+    ``style="dv3"``: same-padded stride-2 convs + LayerNorm until 4x4 (DV3 ImageEncoderSimple, minres 4).
+    """
+
+    def __init__(self, channels: int, size: int, depth: int, act: str, style: str):
+        super().__init__()
+        mods: list[nn.Module] = []
+        inp, res, mult = channels, size, 1
+        while (style == "dv2" and mult <= 8) or (style == "dv3" and res > 4):
+            out = depth * mult
+            if style == "dv2":
+                mods += [nn.Conv2d(inp, out, 4, 2), activation(act)]
+                res = (res - 4) // 2 + 1
+            else:
+                mods += [nn.Conv2d(inp, out, 4, 2, 1, bias=False), ChannelNorm(out), activation(act)]
+                res //= 2
+            inp, mult = out, mult * 2
+        self.net = nn.Sequential(*mods, nn.Flatten())
+        self.out_dim = inp * res * res
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """Latent feature -> image mean (N, C, size, size), same space as the encoder input.
+
+    ``dv2``: Linear to 32*depth at 1x1, transposed convs kernels 5,5,6,6 stride 2 (1->5->13->30->64).
+    ``dv3``: Linear to 4x4x(8*depth), same-padded stride-2 transposed convs + LayerNorm up to the size.
+    """
+
+    def __init__(self, feat: int, channels: int, size: int, depth: int, act: str, style: str):
+        super().__init__()
+        self.style = style
+        if style == "dv2":
+            self.start = (32 * depth, 1)
+            kernels, chans = (5, 5, 6, 6), (4 * depth, 2 * depth, depth, channels)
+        else:
+            stages = int(math.log2(size // 4))
+            self.start = (depth * 2 ** (stages - 1), 4)
+            chans = tuple(depth * 2 ** (stages - 2 - i) for i in range(stages - 1)) + (channels,)
+            kernels = (4,) * stages
+        self.linear = nn.Linear(feat, self.start[0] * self.start[1] ** 2)
+        mods: list[nn.Module] = []
+        inp = self.start[0]
+        for i, (k, out) in enumerate(zip(kernels, chans)):
+            last = i == len(chans) - 1
+            if style == "dv2":
+                mods += [nn.ConvTranspose2d(inp, out, k, 2)]
+            else:
+                mods += [nn.ConvTranspose2d(inp, out, k, 2, 1, bias=last)]
+                mods += [] if last else [ChannelNorm(out)]
+            mods += [] if last else [activation(act)]
+            inp = out
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        x = self.linear(feat).reshape(-1, self.start[0], self.start[1], self.start[1])
+        return self.net(x)
+
+
+def onehot_st(probs: torch.Tensor) -> torch.Tensor:
+    """Straight-through one-hot sample of categorical ``probs`` (..., K) using torch's global RNG."""
+    flat = probs.reshape(-1, probs.shape[-1])
+    idx = torch.multinomial(flat.detach().float(), 1).reshape(probs.shape[:-1])
+    hard = F.one_hot(idx, probs.shape[-1]).to(probs.dtype)
+    return hard + probs - probs.detach()
+
+
+def unimix_logits(logits: torch.Tensor, unimix: float) -> torch.Tensor:
+    """Log-probs of (1 - unimix) * softmax + unimix uniform (DV3 configs.yaml: unimix 0.01)."""
+    logp = logits.float().log_softmax(-1)
+    if unimix <= 0:
+        return logp
+    probs = (1 - unimix) * logp.exp() + unimix / logits.shape[-1]
+    return probs.log()
+
+
+_SQRT2 = math.sqrt(2.0)
+_LOG_SQRT_2PI_E = 0.5 * math.log(2 * math.pi * math.e)
+
+
+class TruncNormal:
+    """Normal truncated to [-1, 1], reparameterised by the inverse CDF (DV2 dists.TruncNormalDist).
+
+    Samples are clipped 1e-6 inside the bounds with a straight-through gradient, as DV2 does.
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, low: float = -1.0, high: float = 1.0):
+        self.mean, self.std = mean, std
+        self.alpha, self.beta = (low - mean) / std, (high - mean) / std
+        self.cdf_a, self.cdf_b = _ndtr(self.alpha), _ndtr(self.beta)
+        self.z = (self.cdf_b - self.cdf_a).clamp_min(1e-6)
+        self.low, self.high = low, high
+
+    def rsample(self) -> torch.Tensor:
+        u = torch.rand_like(self.mean)
+        p = (self.cdf_a + u * self.z).clamp(1e-6, 1 - 1e-6)
+        x = self.mean + self.std * torch.special.ndtri(p)
+        clipped = x.clamp(self.low + 1e-6, self.high - 1e-6)
+        return x + (clipped - x).detach()
+
+    def mode(self) -> torch.Tensor:
+        return self.mean.clamp(self.low, self.high)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        xi = (x - self.mean) / self.std
+        return (-0.5 * xi**2 - torch.log(self.std * self.z) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        phi_a = torch.exp(-0.5 * self.alpha**2) / math.sqrt(2 * math.pi)
+        phi_b = torch.exp(-0.5 * self.beta**2) / math.sqrt(2 * math.pi)
+        ent = (
+            _LOG_SQRT_2PI_E
+            + torch.log(self.std * self.z)
+            + (self.alpha * phi_a - self.beta * phi_b) / (2 * self.z)
+        )
+        return ent.sum(-1)
+
+
+def _ndtr(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1 + torch.erf(x / _SQRT2))
+
+
+class Normal:
+    """Diagonal Gaussian over the action vector (DV3 actor_dist_cont: normal, mean tanh, bounded std)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        self.mean, self.std = mean, std
+
+    def rsample(self) -> torch.Tensor:
+        return self.mean + self.std * torch.randn_like(self.mean)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return (-0.5 * ((x - self.mean) / self.std) ** 2 - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(
+            -1
+        )
+
+    def entropy(self) -> torch.Tensor:
+        return (_LOG_SQRT_2PI_E + self.std.log()).sum(-1)
+
+
+class OneHot:
+    """Categorical over discrete actions with straight-through one-hot samples."""
+
+    def __init__(self, logits: torch.Tensor, unimix: float):
+        self.logp = unimix_logits(logits, unimix)
+        self.probs = self.logp.exp()
+
+    def rsample(self) -> torch.Tensor:
+        return onehot_st(self.probs)
+
+    def mode(self) -> torch.Tensor:
+        return F.one_hot(self.probs.argmax(-1), self.probs.shape[-1]).float()
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.logp).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -(self.probs * self.logp).sum(-1)

@@ -1,0 +1,190 @@
+"""Recurrent state-space model with discrete latents (DreamerV2/V3) and its KL losses.
+
+State: ``deter`` (N, D) GRU state and ``stoch`` (N, S, K) one-hot samples; ``logits`` are log-probs.
+DV2 (dreamerv2 common/nets.py EnsembleRSSM): ELU, no norm, zero initial state, no unimix.
+DV3 (dreamerv3 @8fa35f8 nets.py RSSM): SiLU + LayerNorm, learned initial state, unimix 1%, action clip 1.
+
+``observe`` precomputes every input projection that does not depend on the recurrence (the action part of
+the prior input, the embedding part of the posterior input, the prior head) for the whole sequence, so the
+Python loop over time only does the GRU step and the posterior sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.nets import activation, onehot_st, unimix_logits
+
+State = dict[str, torch.Tensor]
+
+
+class GRUCell(nn.Module):
+    """DV2/DV3 GRU: one Linear over [input, state], optional LayerNorm, update gate bias -1."""
+
+    def __init__(self, inp: int, size: int, norm: bool):
+        super().__init__()
+        self.linear = nn.Linear(inp + size, 3 * size, bias=not norm)
+        self.norm = nn.LayerNorm(3 * size, eps=1e-3) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        reset, cand, update = self.norm(self.linear(torch.cat([x, h], -1))).chunk(3, -1)
+        reset = torch.sigmoid(reset)
+        cand = torch.tanh(reset * cand)
+        update = torch.sigmoid(update - 1)  # DV2/DV3 GRUCell: update_bias -1
+        return update * cand + (1 - update) * h
+
+
+class RSSM(nn.Module):
+    def __init__(self, embed: int, actions: int, cfg: dict[str, Any]):
+        super().__init__()
+        self.deter, self.stoch, self.classes = cfg["deter"], cfg["stoch"], cfg["classes"]
+        self.unimix, self.action_clip = cfg["unimix"], cfg["action_clip"]
+        hidden, norm, act = cfg["hidden"], cfg["norm"], cfg["act"]
+        flat = self.stoch * self.classes
+
+        def block(inp: int, bias: bool = True) -> nn.Sequential:
+            mods = [nn.Linear(inp, hidden, bias=bias and not norm)]
+            return nn.Sequential(*mods, *([nn.LayerNorm(hidden, eps=1e-3)] if norm else []), activation(act))
+
+        # The first Linear of each input is split so that the sequence-wide part is computed once.
+        self.img_in_stoch = nn.Linear(flat, hidden, bias=not norm)
+        self.img_in_action = nn.Linear(actions, hidden, bias=False)
+        self.img_in = nn.Sequential(*([nn.LayerNorm(hidden, eps=1e-3)] if norm else []), activation(act))
+        self.cell = GRUCell(hidden, self.deter, norm)
+        self.img_out = nn.Sequential(block(self.deter), nn.Linear(hidden, flat))
+        self.obs_in_deter = nn.Linear(self.deter, hidden, bias=not norm)
+        self.obs_in_embed = nn.Linear(embed, hidden, bias=False)
+        self.obs_in = nn.Sequential(*([nn.LayerNorm(hidden, eps=1e-3)] if norm else []), activation(act))
+        self.obs_out = nn.Linear(hidden, flat)
+        # DV3 rssm.initial: learned; DV2: zeros
+        self.initial = nn.Parameter(torch.zeros(self.deter)) if cfg["initial"] == "learned" else None
+
+    @property
+    def feat_dim(self) -> int:
+        return self.deter + self.stoch * self.classes
+
+    def feat(self, state: State) -> torch.Tensor:
+        return torch.cat([state["deter"], state["stoch"].flatten(-2)], -1)
+
+    def initial_state(self, n: int, device: torch.device) -> State:
+        if self.initial is None:  # DV2: zeros
+            deter = torch.zeros(n, self.deter, device=device)
+            stoch = torch.zeros(n, self.stoch, self.classes, device=device)
+            return {"deter": deter, "stoch": stoch}
+        deter = torch.tanh(self.initial)[None]
+        stoch = self._mode(self._prior_logits(deter))  # DV3: the initial stoch is the prior's mode
+        return {"deter": deter.expand(n, -1), "stoch": stoch.expand(n, -1, -1)}
+
+    def _prior_logits(self, deter: torch.Tensor) -> torch.Tensor:
+        logits = self.img_out(deter).reshape(*deter.shape[:-1], self.stoch, self.classes)
+        return unimix_logits(logits, self.unimix)
+
+    def _clip(self, action: torch.Tensor) -> torch.Tensor:
+        if self.action_clip <= 0:
+            return action
+        # DV3 RSSM: scale actions into [-clip, clip] with a stopped-gradient factor
+        return (
+            action
+            * (self.action_clip / torch.maximum(action.abs(), action.new_tensor(self.action_clip))).detach()
+        )
+
+    @staticmethod
+    def _reset(state: State, init: State, is_first: torch.Tensor) -> State:
+        mask = is_first.to(state["deter"].dtype)
+        return {
+            "deter": torch.lerp(state["deter"], init["deter"], mask[:, None]),
+            "stoch": torch.lerp(state["stoch"], init["stoch"], mask[:, None, None]),
+        }
+
+    def img_step(self, state: State, action: torch.Tensor, sample: bool = True) -> State:
+        """Prior step: (state, action) -> next state without an observation."""
+        x = self.img_in(
+            self.img_in_stoch(state["stoch"].flatten(-2)) + self.img_in_action(self._clip(action))
+        )
+        deter = self.cell(x, state["deter"])
+        logits = self._prior_logits(deter)
+        stoch = onehot_st(logits.exp()) if sample else self._mode(logits)
+        return {"deter": deter, "stoch": stoch, "logits": logits}
+
+    def _mode(self, logits: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(logits.argmax(-1), self.classes).to(logits.dtype)
+
+    def observe(
+        self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, state: State | None = None
+    ) -> tuple[State, State]:
+        """Posterior and prior over a sequence. embed (B, T, E), action (B, T, A) the action INTO step t,
+        is_first (B, T). Returns (post, prior) with (B, T, ...) tensors; post has deter, stoch, logits."""
+        batch, length = embed.shape[:2]
+        init = self.initial_state(batch, embed.device)
+        state = init if state is None else state
+        action_in = self.img_in_action(self._clip(action))  # (B, T, H) once for all steps
+        embed_in = self.obs_in_embed(embed)
+        deters, stochs, logits_all = [], [], []
+        first = is_first.to(embed.dtype)
+        for t in range(length):
+            state, logits = self.obs_step(state, init, first[:, t], action_in[:, t], embed_in[:, t])
+            deters.append(state["deter"])
+            stochs.append(state["stoch"])
+            logits_all.append(logits)
+        deter = torch.stack(deters, 1)
+        post = {"deter": deter, "stoch": torch.stack(stochs, 1), "logits": torch.stack(logits_all, 1)}
+        prior = {"deter": deter, "logits": self._prior_logits(deter)}  # one batched prior head call
+        return post, prior
+
+    def obs_step(
+        self, state: State, init: State, first: torch.Tensor, action_in: torch.Tensor, embed_in: torch.Tensor
+    ) -> tuple[State, torch.Tensor]:
+        """One posterior step from projected inputs (see ``observe``); resets to ``init`` where ``first``."""
+        state = self._reset(state, init, first)
+        action_in = action_in * (1 - first[:, None])  # the previous action is zero at a reset
+        x = self.img_in(self.img_in_stoch(state["stoch"].flatten(-2)) + action_in)
+        deter = self.cell(x, state["deter"])
+        logits = self.obs_out(self.obs_in(self.obs_in_deter(deter) + embed_in))
+        logits = unimix_logits(logits.reshape(len(deter), self.stoch, self.classes), self.unimix)
+        return {"deter": deter, "stoch": onehot_st(logits.exp())}, logits
+
+    def step(
+        self, state: State | None, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor
+    ) -> State:
+        """One posterior step for acting (N, ...)."""
+        post, _ = self.observe(embed[:, None], action[:, None], is_first[:, None], state)
+        return {k: v[:, 0] for k, v in post.items()}
+
+
+def categorical_kl(lhs_logp: torch.Tensor, rhs_logp: torch.Tensor) -> torch.Tensor:
+    """KL(lhs || rhs) of (…, S, K) categorical log-probs, summed over the S latents."""
+    return (lhs_logp.exp() * (lhs_logp - rhs_logp)).sum((-2, -1))
+
+
+def kl_terms(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dyn, rep) per element: dyn = KL(sg(post) || prior) trains the prior only, rep = KL(post || sg(prior))
+    trains the posterior only (DV3 paper eq. 5; DV2 KL balancing)."""
+    post, prior = post_logits.float(), prior_logits.float()
+    dyn = categorical_kl(post.detach(), prior)
+    rep = categorical_kl(post, prior.detach())
+    return dyn, rep
+
+
+def dv2_kl_loss(
+    dyn: torch.Tensor, rep: torch.Tensor, balance: float, free: float, free_avg: bool
+) -> torch.Tensor:
+    """DV2 KL balancing: balance * dyn + (1 - balance) * rep, free nats on the mean (free_avg) or per element.
+
+    DV2 agent.py kl_loss: lhs = KL(post || sg(prior)) weight 1 - balance, rhs = KL(sg(post) || prior)."""
+    if free_avg:
+        dyn, rep = dyn.mean().clamp_min(free), rep.mean().clamp_min(free)
+    else:
+        dyn, rep = dyn.clamp_min(free).mean(), rep.clamp_min(free).mean()
+    return balance * dyn + (1 - balance) * rep
+
+
+def dv3_kl_loss(
+    dyn: torch.Tensor, rep: torch.Tensor, dyn_scale: float, rep_scale: float, free: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DV3 free bits per element (configs.yaml dyn_loss/rep_loss free 1.0). Returns (group, dyn, rep) with
+    group = (dyn_scale * dyn + rep_scale * rep) / (dyn_scale + rep_scale), so one weight (0.6) covers both."""
+    dyn, rep = dyn.clamp_min(free).mean(), rep.clamp_min(free).mean()
+    return (dyn_scale * dyn + rep_scale * rep) / (dyn_scale + rep_scale), dyn, rep
