@@ -1,0 +1,487 @@
+"""SLURM executor: cluster profiles, one submitit job array per `bench run`, job states, cancel, plan.
+
+Submission never blocks: ``submit`` snapshots the source, submits the array held, records each run's job id
+in its status.json, releases the array and returns its id. ``bench status`` asks ``job_states`` (one sacct
+call); each job trains its run directory through ``bench.launch.run_job`` from the snapshot.
+
+Signals and requeue (SLURM sends SIGUSR2 ``signal_delay_s`` before the time limit; ``scancel``, an
+external ``scontrol requeue`` and scheduler preemption send SIGTERM):
+- submitit installs its handlers when the job starts (SIGUSR2: ``checkpoint()`` + requeue + exit; SIGTERM:
+  logged). They cover only the start-up before training, where nothing beyond the last checkpoint is lost.
+- While training, the loop's own handlers replace them: on either signal it finishes the update, writes a
+  checkpoint and returns "preempted", then restores submitit's handlers.
+- Then ``SlurmRun`` ignores both signals (so submitit's handler cannot requeue a second time) and decides in
+  plain code: if SLURM still lists the job RUNNING (time limit, or submitit's ``job._interrupt()``) it
+  requeues it with ``scontrol requeue`` unless the profile's ``max_requeues`` is spent; if SLURM is already
+  ending it (cancelled, or requeued/preempted by SLURM itself) it leaves the decision to SLURM — a cancelled
+  job must stay cancelled, and SLURM would requeue even a finished job if asked.
+A restarted job resumes from the run's checkpoint (replay buffer and counters included).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import submitit
+import yaml
+
+from bench import store
+
+RUN_JOB = "bench.launch:run_job"
+SNAPSHOT_PACKAGES = ("bench", "agents", "suites", "analysis")
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SPEED_FILE = SOURCE_ROOT / "benchmarks" / "results" / "update_speed.json"
+
+# ---- profiles ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One cluster's submission settings, read from slurm/profiles/NAME.yaml."""
+
+    name: str
+    partition: str | None
+    account: str | None
+    qos: str | None
+    gpus_per_job: int
+    cpus_per_job: int
+    mem_gb: float
+    time_min: int
+    constraint: str | None
+    array_parallelism: int
+    max_requeues: int
+    setup: tuple[str, ...]
+    sbatch_extra: Mapping[str, Any]
+    signal_delay_s: int = 120
+    seconds_per_step: Mapping[str, float] = field(default_factory=dict)
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() != "")
+
+
+def _int_at_least(low: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _sbatch_options(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in value.items()
+    )
+
+
+def _speeds(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _positive_number(v) for k, v in value.items()
+    )
+
+
+# key -> (check, what a valid value is, required)
+PROFILE_KEYS: dict[str, tuple[Any, str, bool]] = {
+    "partition": (_optional_str, "a partition name or null (the cluster default)", True),
+    "account": (_optional_str, "an account name or null", True),
+    "qos": (_optional_str, "a QOS name or null", True),
+    "gpus_per_job": (_int_at_least(0), "an int >= 0", True),
+    "cpus_per_job": (_int_at_least(1), "an int >= 1", True),
+    "mem_gb": (_positive_number, "a number of GB > 0", True),
+    "time_min": (_int_at_least(1), "minutes, an int >= 1", True),
+    "constraint": (_optional_str, "a node feature expression or null", True),
+    "array_parallelism": (_int_at_least(1), "an int >= 1 (array tasks running at once)", True),
+    "max_requeues": (_int_at_least(0), "an int >= 0", True),
+    "setup": (_str_list, "a list of shell lines (module load, env activation), possibly []", True),
+    "sbatch_extra": (_sbatch_options, "a mapping of extra sbatch options, possibly {}", True),
+    "signal_delay_s": (_int_at_least(10), "seconds, an int >= 10 (SIGUSR2 before the time limit)", False),
+    "seconds_per_step": (_speeds, "a mapping agent -> seconds per env frame on this cluster", False),
+}
+# sbatch options the harness sets itself; a profile must not override them through sbatch_extra
+MANAGED_SBATCH = {"array", "output", "error", "signal", "time", "job-name", "hold", "chdir", "open-mode"}
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and check a profile; ValueError (one line naming the key and the valid keys) when it is bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"SLURM profile {path}: no such file (profiles live in slurm/profiles/*.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"SLURM profile {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"SLURM profile {path}: expected a mapping of keys; valid keys: {', '.join(PROFILE_KEYS)}"
+        )
+    unknown = sorted(set(raw) - set(PROFILE_KEYS))
+    if unknown:
+        raise ValueError(
+            f"SLURM profile {path}: unknown key '{unknown[0]}'; valid keys: {', '.join(PROFILE_KEYS)}"
+        )
+    missing = [k for k, (_, _, required) in PROFILE_KEYS.items() if required and k not in raw]
+    if missing:
+        raise ValueError(
+            f"SLURM profile {path}: missing key '{missing[0]}'; required: {', '.join(k for k, v in PROFILE_KEYS.items() if v[2])}"
+        )
+    for key, value in raw.items():
+        check, valid, _ = PROFILE_KEYS[key]
+        if not check(value):
+            raise ValueError(f"SLURM profile {path}: bad value for '{key}': {value!r}; expected {valid}")
+    clash = sorted({k.replace("_", "-") for k in raw["sbatch_extra"]} & MANAGED_SBATCH)
+    if clash:
+        raise ValueError(
+            f"SLURM profile {path}: sbatch_extra sets '{clash[0]}', which the harness sets itself; "
+            f"not allowed there: {', '.join(sorted(MANAGED_SBATCH))}"
+        )
+    values = dict(raw)
+    values["setup"] = tuple(raw["setup"])
+    values["sbatch_extra"] = dict(raw["sbatch_extra"])
+    return Profile(name=path.stem, **values)
+
+
+# ---- submission --------------------------------------------------------------------------------------
+
+
+def _require(command: str) -> None:
+    if shutil.which(command) is None:
+        raise ValueError(
+            f"SLURM is not available here: '{command}' is not on PATH (for a local cluster: slurm/dev-cluster.sh start)"
+        )
+
+
+def snapshot_source(dest: Path, extra_modules: Sequence[Path] = ()) -> Path:
+    """Copy the harness packages (and extra top-level modules) so queued jobs run the code as submitted."""
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in SNAPSHOT_PACKAGES:
+        shutil.copytree(SOURCE_ROOT / package, dest / package, ignore=ignore)
+    for module in extra_modules:
+        shutil.copy2(module, dest / Path(module).name)
+    store.atomic_write_json(dest / "SNAPSHOT.json", {"source": str(SOURCE_ROOT), "created": time.time()})
+    return dest
+
+
+def _executor(profile: Profile, folder: Path, snapshot: Path) -> submitit.SlurmExecutor:
+    executor = submitit.SlurmExecutor(folder=str(folder / "%j"), max_num_timeout=profile.max_requeues)
+    optional = {"partition": profile.partition, "account": profile.account, "qos": profile.qos,
+                "constraint": profile.constraint}  # fmt: skip
+    # The job runs from the snapshot: cwd comes first on sys.path for `python -m submitit.core._submit`.
+    setup = [*profile.setup, f"cd {shlex.quote(str(snapshot))}",
+             f"export PYTHONPATH={shlex.quote(str(snapshot))}${{PYTHONPATH:+:$PYTHONPATH}}"]  # fmt: skip
+    executor.update_parameters(
+        job_name="harmonybench",
+        time=profile.time_min,
+        cpus_per_task=profile.cpus_per_job,
+        mem=f"{math.ceil(profile.mem_gb * 1024)}M",
+        array_parallelism=profile.array_parallelism,
+        signal_delay_s=profile.signal_delay_s,
+        setup=setup,
+        # held until every run's job id is in its status.json, so no job races that write
+        additional_parameters={**profile.sbatch_extra, "hold": True},
+        **({"gpus_per_node": profile.gpus_per_job} if profile.gpus_per_job else {}),
+        **{k: v for k, v in optional.items() if v is not None},
+    )
+    return executor
+
+
+def submit(
+    run_dirs: Sequence[Path],
+    profile: Profile,
+    results_root: Path,
+    *,
+    target: str = RUN_JOB,
+    extra_modules: Sequence[Path] = (),
+) -> str:
+    """Submit one job array over ``run_dirs`` (parallelism capped by the profile); returns the array id.
+
+    ``target`` ("module:function", called with (run_dir, threads)) and ``extra_modules`` exist for tests.
+    """
+    if not run_dirs:
+        raise ValueError("nothing to submit: no run directories")
+    _require("sbatch")
+    results_root = Path(results_root).resolve()
+    run_dirs = [Path(d).resolve() for d in run_dirs]
+    stamp = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    snapshot = snapshot_source(results_root / ".snapshots" / stamp, extra_modules)
+    executor = _executor(profile, results_root / ".slurm", snapshot)
+    with executor.batch():
+        jobs = [
+            executor.submit(SlurmRun(str(d), profile.max_requeues, profile.cpus_per_job, target))
+            for d in run_dirs
+        ]
+    array_id = jobs[0].job_id.split("_")[0]
+    try:
+        for run_dir, job in zip(run_dirs, jobs):
+            record = {"job_id": job.job_id, "array_id": array_id, "profile": profile.name,
+                      "snapshot": str(snapshot), "log": str(job.paths.stdout), "submitted": time.time()}  # fmt: skip
+            store.update_status(run_dir, slurm=record)
+    except BaseException:
+        subprocess.run(["scancel", array_id], capture_output=True, timeout=60)
+        raise
+    _scontrol("release", array_id)
+    return array_id
+
+
+def _scontrol(*args: str) -> str:
+    done = subprocess.run(["scontrol", *args], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"scontrol {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+# ---- the job -----------------------------------------------------------------------------------------
+
+
+class SlurmRun(submitit.helpers.Checkpointable):
+    """One array task: train one run directory, and requeue it when the loop reports a preemption.
+
+    ``checkpoint()`` (inherited) resubmits the same call; submitit uses it only before training starts.
+    """
+
+    def __init__(self, run_dir: str, max_requeues: int, threads: int, target: str = RUN_JOB) -> None:
+        self.run_dir = run_dir
+        self.max_requeues = max_requeues
+        self.threads = threads
+        self.target = target
+
+    def __call__(self) -> str:
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)  # set by SLURM on every requeued start
+        _merge_slurm_record(Path(self.run_dir), restarts=restarts, node=os.uname().nodename)
+        module, name = self.target.split(":")
+        outcome = getattr(importlib.import_module(module), name)(self.run_dir, self.threads)
+        for signum in (signal.SIGUSR2, signal.SIGTERM):  # from here on, only this code decides
+            signal.signal(signum, signal.SIG_IGN)
+        if outcome == "failed":
+            error = store.read_status(Path(self.run_dir)).get("error") or "see the run's error.log"
+            raise RuntimeError(f"run failed: {error}")  # SLURM marks the task FAILED; the log says why
+        if outcome == "preempted":
+            self._requeue(restarts)
+        return outcome
+
+    def _requeue(self, restarts: int) -> None:
+        job_id = _own_job_id()
+        if _live_state(os.environ["SLURM_JOB_ID"]) != "RUNNING":
+            print(f"job {job_id} is being ended by SLURM; not requeueing it myself", file=sys.stderr)
+            return
+        if restarts >= self.max_requeues:
+            message = (f"not requeued: {restarts} requeue(s) already (profile max_requeues={self.max_requeues}); "
+                       "`bench run` again resumes it from its checkpoint")  # fmt: skip
+            store.update_status(Path(self.run_dir), error=message)
+            raise RuntimeError(message)
+        _merge_slurm_record(Path(self.run_dir), requeues=restarts + 1)
+        _scontrol("requeue", job_id)
+        print(f"requeued job {job_id} ({restarts + 1} of at most {self.max_requeues})", file=sys.stderr)
+        raise SystemExit(-1)  # as submitit does: no result file, SLURM restarts the task
+
+
+def _own_job_id() -> str:
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
+
+
+def _live_state(raw_job_id: str) -> str:
+    try:
+        out = _scontrol("show", "job", raw_job_id)
+    except (RuntimeError, OSError, subprocess.SubprocessError):
+        return "UNKNOWN"
+    for token in out.split():
+        if token.startswith("JobState="):
+            return token.split("=", 1)[1]
+    return "UNKNOWN"
+
+
+def _merge_slurm_record(run_dir: Path, **fields: Any) -> None:
+    record = dict(store.read_status(run_dir).get("slurm") or {})
+    record.update(fields)
+    store.update_status(run_dir, slurm=record)
+
+
+# ---- states and cancel -------------------------------------------------------------------------------
+
+FINISHED_REASONS = {
+    "FAILED": "nonzero exit",
+    "TIMEOUT": "time limit reached",
+    "OUT_OF_MEMORY": "out of memory",
+    "NODE_FAIL": "node failure",
+    "CANCELLED": "cancelled",
+    "PREEMPTED": "preempted by the scheduler",
+    "BOOT_FAIL": "node boot failure",
+    "DEADLINE": "deadline reached",
+}
+
+
+def _expand_ids(job_id: str) -> list[str]:
+    """sacct's '12_[3-5,7%2]' (array tasks not started yet) -> ['12_3', '12_4', '12_5', '12_7']."""
+    if "_[" not in job_id:
+        return [job_id]
+    array, ranges = job_id.split("_[", 1)
+    ids = []
+    for part in ranges.rstrip("]").split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        ids += [f"{array}_{i}" for i in range(int(low), int(high or low) + 1)]
+    return ids
+
+
+def job_states(job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """job id -> {"state": PENDING|RUNNING|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|..., "reason",
+    "restarts"} from one sacct call; {} when SLURM (or its accounting) is not reachable."""
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    # -D lists every start of a requeued job, oldest first, so the history tells REQUEUED from PENDING
+    command = ["sacct", "-X", "-D", "-n", "-P", "-o", "JobID,State,Reason,ExitCode", "-j", ",".join(arrays)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if done.returncode != 0:
+        return {}
+    history: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for line in done.stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) != 4:
+            continue
+        job, state, reason, exit_code = parts
+        for one in _expand_ids(job):
+            history[one].append((state.split()[0] if state else "UNKNOWN", reason, exit_code))
+    wanted = set(job_ids)
+    states = {job: _summarise(records) for job, records in history.items() if job in wanted}
+    if wanted - set(states):  # accounting lags the controller by a second or two after submission
+        states.update({j: s for j, s in _queued_states(arrays).items() if j in wanted and j not in states})
+    return states
+
+
+def _queued_states(arrays: list[str]) -> dict[str, dict[str, Any]]:
+    command = ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(arrays)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    states = {}
+    for line in done.stdout.splitlines():
+        job, state, reason = (line.split("|") + ["", ""])[:3]
+        states[job] = {"state": state, "reason": "" if reason == "None" else reason, "restarts": 0}
+    return states
+
+
+def _summarise(records: list[tuple[str, str, str]]) -> dict[str, Any]:
+    state, reason, exit_code = records[-1]
+    restarts = sum(s in ("REQUEUED", "PREEMPTED") for s, _, _ in records[:-1])
+    if state == "PENDING":
+        waiting = "" if reason in ("", "None") else reason
+        if restarts:
+            return {
+                "state": "REQUEUED",
+                "reason": f"requeued {restarts}x, waiting: {waiting}",
+                "restarts": restarts,
+            }
+        return {"state": "PENDING", "reason": waiting, "restarts": 0}
+    if state in FINISHED_REASONS:
+        detail = FINISHED_REASONS[state] + (
+            f", exit code {exit_code}" if exit_code not in ("", "0:0") else ""
+        )
+        return {"state": state, "reason": detail, "restarts": restarts}
+    return {"state": state, "reason": f"requeued {restarts}x" if restarts else "", "restarts": restarts}
+
+
+def cancel(job_ids: Sequence[str]) -> None:
+    """scancel the jobs; the loop checkpoints on the SIGTERM, so `bench run` can resume them later."""
+    if not job_ids:
+        return
+    _require("scancel")
+    done = subprocess.run(["scancel", *job_ids], capture_output=True, text=True, timeout=60)
+    # already-finished jobs are fine; anything else (no controller, bad id) is reported
+    errors = [line for line in done.stderr.splitlines() if "already completing or completed" not in line]
+    if done.returncode != 0 and errors:
+        raise RuntimeError(f"scancel failed: {errors[0]}")
+
+
+# ---- plan --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Estimate:
+    """Compute a set of runs needs: per agent, runs x budget x seconds per env frame."""
+
+    rows: list[dict[str, Any]]
+    gpus_per_job: int
+    profile: str | None
+
+    @property
+    def job_hours(self) -> float:
+        return sum(r["hours"] for r in self.rows if r["hours"] is not None)
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.job_hours * self.gpus_per_job
+
+    @property
+    def unknown(self) -> list[str]:
+        return [r["agent"] for r in self.rows if r["hours"] is None]
+
+    def __str__(self) -> str:
+        lines = [
+            f"estimated compute (profile: {self.profile or 'none'}, {self.gpus_per_job} GPU(s) per job):"
+        ]
+        for r in self.rows:
+            if r["hours"] is None:
+                cost = "unknown: no measured seconds per step (add seconds_per_step to the profile)"
+            else:
+                cost = f"{r['seconds_per_step']:.4g} s/frame ({r['source']}) -> {r['hours']:.1f} job-hours"
+            lines.append(f"  {r['agent']:<28} {r['runs']:>4} runs x {r['frames']:>10,} frames  {cost}")
+        total = f"  total: {self.job_hours:.1f} job-hours = {self.gpu_hours:.1f} GPU-hours"
+        if self.unknown:
+            total += f" (without {', '.join(self.unknown)})"
+        return "\n".join([*lines, total])
+
+
+def measured_speeds(path: Path = SPEED_FILE) -> dict[str, float]:
+    """Seconds per env frame by agent from benchmarks/update_speed.py: {"seconds_per_step": {agent: s}}."""
+    data = store.read_json(path) or {}
+    speeds = data.get("seconds_per_step", {}) if isinstance(data, dict) else {}
+    return {k: float(v) for k, v in speeds.items() if _positive_number(v)}
+
+
+def estimate_hours(
+    specs: Sequence[Any],
+    configs: Mapping[Any, Mapping[str, Any]],
+    profile: Profile | None = None,
+    *,
+    speeds: Mapping[str, float] | None = None,
+) -> Estimate:
+    """Compute for runs ``specs`` (RunSpec-like: ``.agent``) with budgets from ``configs[spec]["run"]["steps"]``.
+
+    Seconds per env frame come from the profile (that cluster's own number) or else from the measured
+    speed file; an agent with neither is listed as unknown rather than guessed.
+    """
+    measured = measured_speeds() if speeds is None else dict(speeds)
+    own = dict(profile.seconds_per_step) if profile else {}
+    runs: dict[str, list[int]] = defaultdict(list)
+    for spec in specs:
+        runs[spec.agent].append(int(configs[spec]["run"]["steps"]))
+    rows = []
+    for agent, budgets in sorted(runs.items()):
+        seconds, source = (own[agent], "profile") if agent in own else (measured.get(agent), "measured")
+        hours = None if seconds is None else sum(budgets) * seconds / 3600
+        rows.append({"agent": agent, "runs": len(budgets), "frames": max(budgets), "seconds_per_step": seconds,
+                     "source": source, "hours": hours})  # fmt: skip
+    return Estimate(rows, profile.gpus_per_job if profile else 0, profile.name if profile else None)
