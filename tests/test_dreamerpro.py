@@ -2,11 +2,14 @@
 
 import copy
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from agents import prototypes
+import agents
+from agents import dreamerpro, prototypes
 
 torch.set_num_threads(1)
 
@@ -90,3 +93,134 @@ def test_proto_losses_match_a_direct_computation_and_train_the_right_inputs():
     losses["swav"].backward()
     assert feat.grad is None and obs.grad[:, 0].abs().sum() == 0  # warm-up step and RSSM untouched by swav
     assert obs.grad[:, 1:].abs().sum() > 0
+
+
+def make_agent(seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    config = dreamerpro.default_config("dreamerpro", "smoke", "dmc")["agent"]
+    config.update(overrides)
+    obs = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)})
+    return dreamerpro.make("dreamerpro", obs, gym.spaces.Box(-1, 1, (2,), np.float32), config, "cpu")
+
+
+def random_batch(agent, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    b, t = agent.batch_size, agent.batch_length
+    first = np.zeros((b, t), bool)
+    first[:, 0] = True
+    return {
+        "image": rng.integers(0, 256, (b, t, 64, 64, 3), dtype=np.uint8),
+        "action": rng.uniform(-1, 1, (b, t, 2)).astype(np.float32),
+        "reward": rng.normal(size=(b, t)).astype(np.float32),
+        "is_first": first,
+        "is_last": np.zeros((b, t), bool),
+        "is_terminal": np.zeros((b, t), bool),
+    }
+
+
+def test_smoke_update_is_finite_and_obs_is_the_sum_of_the_proto_terms():
+    agent = make_agent(obs_terms={"swav": 1.0, "temp": 0.5, "norm": 2.0})
+    assert not hasattr(agent.wm, "cnn_decoder")
+    metrics = agent.train(random_batch(agent))
+    for key in ("loss/obs", "loss/reward", "loss/dyn", "loss/swav", "loss/temp", "loss/norm"):
+        assert np.isfinite(metrics[key]), key
+    expected = metrics["loss/swav"] + 0.5 * metrics["loss/temp"] + 2.0 * metrics["loss/norm"]
+    assert metrics["loss/obs"] == pytest.approx(expected, rel=1e-5)
+    assert "loss/cont" not in metrics  # PRO dmc: no continue head
+    actions, _ = agent.policy({"image": random_batch(agent)["image"][:, 0]}, None, "eval")
+    assert actions.shape == (agent.batch_size, 2) and np.abs(actions).max() <= 1
+
+
+def test_prototypes_stay_frozen_then_learn_and_stay_unit_norm():
+    agent = make_agent(proto_freeze=2)
+    batch = random_batch(agent)
+    start = agent.wm.prototypes.vectors.detach().clone()
+    for _ in range(2):
+        assert agent.train(batch)["prototypes_frozen"] == 1.0
+    assert (
+        agent.wm.prototypes.vectors - start
+    ).abs().max() < 1e-6  # renormalising a unit vector: rounding only
+    for _ in range(2):
+        assert agent.train(batch)["prototypes_frozen"] == 0.0
+    assert (agent.wm.prototypes.vectors - start).abs().max() > 1e-4
+    agent.wm.prototypes.normalize()  # what the next loss does first
+    assert torch.allclose(agent.wm.prototypes.vectors.norm(dim=-1), torch.ones(len(start)), atol=1e-5)
+
+
+def test_ema_target_moves_by_the_fraction_after_each_update():
+    agent = make_agent(ema_fraction=0.05)
+    batch = random_batch(agent)
+    agent.train(batch)  # the online encoder now differs from the target
+    before = [p.detach().clone() for p in agent.wm.ema_encoder.parameters()]
+    agent.train(batch)
+    online = list(agent.wm.cnn_encoder.parameters())
+    for old, new, src in zip(before, agent.wm.ema_encoder.parameters(), online):
+        assert torch.allclose(new, old + 0.05 * (src.detach() - old), atol=1e-7)
+    assert any(not torch.allclose(n, o) for n, o in zip(agent.wm.ema_encoder.parameters(), before))
+
+
+def test_checkpoint_round_trip_reproduces_the_next_update():
+    agent = make_agent(seed=0, proto_freeze=1)
+    batch = random_batch(agent)
+    agent.train(batch)
+    saved = copy.deepcopy(agent.state_dict())
+    restored = make_agent(seed=7, proto_freeze=1)
+    restored.load_state_dict(saved)
+    torch.manual_seed(123)
+    expected = agent.train(batch)
+    torch.manual_seed(123)
+    got = restored.train(batch)
+    assert got == expected
+    torch.manual_seed(123)
+    assert make_agent(seed=7, proto_freeze=1).train(batch)["loss/obs"] != expected["loss/obs"]
+
+
+def test_harmony_and_reward_1000_variants():
+    harmony = agents.default_config("dreamerpro+harmony", "smoke", "dmc")["agent"]
+    assert harmony["balancer"]["name"] == "harmony"
+    agent = make_agent(balancer=harmony["balancer"])
+    batch = random_batch(agent)
+    agent.train(batch)
+    metrics = agent.train(batch)
+    assert metrics["weight/obs"] != 1.0 and np.isfinite(metrics["loss/total"])  # sigma_obs is learning
+    weighted = make_agent(balancer={**harmony["balancer"], "name": "fixed", "weights": {"reward": 1000.0}})
+    metrics = weighted.train(batch)  # PRO reward_1000 preset (natural backgrounds)
+    assert metrics["weight/reward"] == 1000.0 and metrics["weight/obs"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("proto_count", 0),
+        ("proto_dim", 2.5),
+        ("proto_temperature", 0.0),
+        ("sinkhorn_eps", -1.0),
+        ("sinkhorn_iters", 0),
+        ("proto_freeze", -1),
+        ("proto_warm_up", 99),
+        ("ema_fraction", 1.5),
+        ("ema_every", True),
+        ("aug_max_delta", -3.0),
+        ("obs_terms", {"swav": 1.0}),
+        ("obs_terms", {"swav": 1.0, "temp": -1.0, "norm": 1.0}),
+        ("deter", 0),
+        ("balancer", {"name": "bogus"}),
+    ],
+)
+def test_bad_config_value_is_a_one_line_value_error(key, value):
+    config = dreamerpro.default_config("dreamerpro", "smoke", "dmc")["agent"]
+    config[key] = value if key != "balancer" else {**config["balancer"], **value}
+    with pytest.raises(ValueError) as error:
+        dreamerpro.check_config(config)
+    assert "\n" not in str(error.value) and key in str(error.value)
+
+
+def test_bad_backbone_preset_and_space_are_value_errors():
+    with pytest.raises(ValueError, match="dreamerpro"):
+        dreamerpro.default_config("dreamerv2", "smoke", "dmc")
+    with pytest.raises(ValueError, match="preset"):
+        dreamerpro.default_config("dreamerpro", "huge", "dmc")
+    config = dreamerpro.default_config("dreamerpro", "smoke", "dmc")["agent"]
+    state_only = gym.spaces.Dict({"state": gym.spaces.Box(-1, 1, (5,), np.float32)})
+    with pytest.raises(ValueError, match="image"):
+        dreamerpro.make("dreamerpro", state_only, gym.spaces.Box(-1, 1, (2,), np.float32), config, "cpu")

@@ -1,0 +1,221 @@
+"""DreamerPro: DreamerV2 without a decoder, learning its representation from prototypes.
+
+PRO = fdeng18/dreamer-pro DreamerPro/dreamerv2/{configs.yaml, agent.py}, common/nets.py L143-221. Each batch is
+seen as two views (one random +-3 px shift per sequence, the same at every step); the online encoder's
+projection predicts the other view's Sinkhorn assignment of an EMA target encoder (swav), the RSSM state
+predicts its own view's assignment (temp), and both projections are kept near unit norm (norm). Loss groups
+for the balancer: ``obs`` = swav + temp + norm (weighted by ``obs_terms``; PRO has no grouping of its own),
+``reward``, ``dyn`` (the KL) and ``cont`` when the continue head is on. Everything else is agents.dreamer.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents import dreamer, dreamer_config
+from agents.prototypes import Prototypes, ema_update, proto_losses, random_shift
+from agents.rssm import State
+
+PROTO_TERMS = ("swav", "temp", "norm")
+
+
+def _proto_defaults(suite: str) -> dict[str, Any]:
+    return {
+        "proto_count": 2500,  # PRO rssm.num_prototypes 2500, proto 32, temperature 0.1
+        "proto_dim": 32,
+        "proto_temperature": 0.1,
+        "sinkhorn_eps": 0.0125 if suite in ("dmc", "dmcr") else 0.05,  # PRO rssm.sinkhorn_eps (dmc 0.0125)
+        "sinkhorn_iters": 3,  # PRO rssm.sinkhorn_iters 3
+        "proto_freeze": 10_000,  # PRO freeze_prototypes_iters 10000
+        "proto_warm_up": 1,  # PRO rssm.warm_up 1: the first step of each sequence has no proto loss
+        "ema_fraction": 0.05,  # PRO ema_update_fraction 0.05, ema_update_every 1
+        "ema_every": 1,
+        "aug_max_delta": 3.0,  # PRO aug: {max_delta: 3.0, same_across_time: True, bilinear: True}
+        "obs_terms": {
+            "swav": 1.0,
+            "temp": 1.0,
+            "norm": 1.0,
+        },  # PRO loss_scales swav/temp/norm 1.0 -> group obs
+    }
+
+
+PROTO_KEYS = tuple(_proto_defaults(""))
+
+
+def _pro_paper(config: dict[str, Any], suite: str) -> None:
+    """PRO configs.yaml where it differs from the DreamerV2 defaults (defaults section, then dmc)."""
+    agent, run = config["agent"], config["run"]
+    agent.update(batch_size=50, batch_length=51)  # PRO dataset {batch: 50, length: 51}
+    agent.update(deter=400, hidden=400, model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4)  # PRO defaults
+    run["train_ratio"] = 50 * 51 / 5  # PRO train_every 5
+    if suite in ("dmc", "dmcr"):  # PRO dmc: rssm 200, lr 3e-4 / 8e-5 / 8e-5, actor_ent 1e-4, kl free 1.0
+        agent.update(deter=200, hidden=200, actor_lr=8e-5, critic_lr=8e-5, actor_ent=1e-4, kl_free=1.0)
+        agent.update(pred_cont=False, clip_rewards="identity")  # PRO dmc pred_discount False
+        run["prefill"] = 5000  # PRO dmc prefill 5000
+
+
+def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
+    """DreamerV2's config for the suite and preset, PRO's values in the paper preset, plus the proto knobs."""
+    if backbone != "dreamerpro":
+        raise ValueError(f"backbone={backbone!r} is invalid; valid choices: dreamerpro")
+    config = dreamer_config.default_config("dreamerv2", preset, suite)
+    config["agent"]["version"] = "dreamerpro"
+    config["agent"].update(_proto_defaults(suite))
+    if preset == "paper":
+        _pro_paper(config, suite)
+    elif preset == "small":
+        config["agent"].update(proto_count=500, proto_freeze=1000)  # fewer updates in a CPU run
+    else:  # smoke
+        config["agent"].update(proto_count=32, proto_dim=8, proto_freeze=2)
+    return config
+
+
+def _fail(key: str, value: Any, valid: str) -> None:
+    raise ValueError(f"agent.{key}={value!r} is invalid; valid: {valid}")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ValueError (one line) on a bad DreamerPro config value."""
+    for key in PROTO_KEYS:
+        if key not in config:
+            raise ValueError(f"agent.{key} is missing; valid: the keys of default_config")
+    for key in ("proto_count", "proto_dim", "sinkhorn_iters", "ema_every"):
+        value = config[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            _fail(key, value, "a positive int")
+    for key in ("proto_freeze", "proto_warm_up"):
+        value = config[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            _fail(key, value, "an int >= 0")
+    for key in ("proto_temperature", "sinkhorn_eps"):
+        if not dreamer_config._is_number(config[key]) or config[key] <= 0:
+            _fail(key, config[key], "a number > 0")
+    if not dreamer_config._is_number(config["ema_fraction"]) or not 0 < config["ema_fraction"] <= 1:
+        _fail("ema_fraction", config["ema_fraction"], "a number in (0, 1]")
+    if not dreamer_config._is_number(config["aug_max_delta"]) or config["aug_max_delta"] < 0:
+        _fail("aug_max_delta", config["aug_max_delta"], "a number >= 0 (pixels)")
+    terms = config["obs_terms"]
+    if not isinstance(terms, dict) or set(terms) != set(PROTO_TERMS):
+        _fail("obs_terms", terms, f"a mapping with exactly the keys {', '.join(PROTO_TERMS)}")
+    for name, scale in terms.items():
+        if not dreamer_config._is_number(scale) or scale < 0:
+            _fail(f"obs_terms.{name}", scale, "a number >= 0")
+    if config["proto_warm_up"] >= config["batch_length"]:
+        _fail("proto_warm_up", config["proto_warm_up"], f"< batch_length ({config['batch_length']})")
+    base = {k: v for k, v in config.items() if k not in PROTO_KEYS}
+    dreamer_config.check_config("dreamerv2", {**base, "version": "dreamerv2"})
+
+
+class ProtoWorldModel(dreamer.WorldModel):
+    """DreamerV2's world model with the decoder replaced by prototype heads and an EMA target encoder.
+
+    ``loss`` expects a batch that holds every sequence twice (view 1 then view 2 along dim 0) and shifts each
+    sequence by its own random offset (PRO agent.py preprocess: concat([v, v]) then random_translate)."""
+
+    def __init__(self, obs_space: gym.spaces.Dict, actions: int, cfg: dict[str, Any]):
+        super().__init__(gym.spaces.Dict({"image": obs_space["image"]}), actions, cfg)
+        del self.cnn_decoder  # no reconstruction
+        dim = cfg["proto_dim"]
+        self.obs_proj = nn.Linear(self.cnn_encoder.out_dim, dim)  # PRO nets.py obs_proj / feat_proj Dense
+        self.feat_proj = nn.Linear(self.rssm.feat_dim, dim)
+        self.prototypes = Prototypes(cfg["proto_count"], dim, cfg["proto_freeze"])
+        # PRO copies the online weights into the target after the first update; starting as a copy is the same
+        self.ema_encoder = copy.deepcopy(self.cnn_encoder).requires_grad_(False)
+        self.ema_obs_proj = copy.deepcopy(self.obs_proj).requires_grad_(False)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def encode(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "embed" in data:  # computed once in loss() and shared with the projection head
+            return data["embed"]
+        return super().encode(data)
+
+    def obs_loss(self, feat: torch.Tensor, data: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.zeros(feat.shape[:2], device=feat.device)  # replaced by the prototype terms in loss()
+
+    def loss(
+        self, data: dict[str, torch.Tensor]
+    ) -> tuple[State, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        views = dict(data, image=random_shift(data["image"], cfg["aug_max_delta"]))
+        views["embed"] = super().encode(views)
+        post, losses, metrics = super().loss(views)
+        self.prototypes.normalize()  # PRO proto_loss reassigns the l2-normalised prototypes each update
+        frozen = self.prototypes.frozen(int(self.updates))
+        vectors = self.prototypes.vectors.detach() if frozen else self.prototypes.vectors
+        with torch.no_grad():
+            image = views["image"]
+            ema_embed = self.ema_encoder(image.flatten(0, 1)).reshape(*image.shape[:2], -1)
+            ema_proj = F.normalize(self.ema_obs_proj(ema_embed).float(), dim=-1)
+        terms = proto_losses(
+            self.obs_proj(views["embed"]).float(),
+            self.feat_proj(self.rssm.feat(post)).float(),
+            ema_proj,
+            vectors,
+            cfg["proto_temperature"],
+            cfg["sinkhorn_eps"],
+            cfg["sinkhorn_iters"],
+            cfg["proto_warm_up"],
+        )
+        losses["obs"] = sum(cfg["obs_terms"][name] * terms[name] for name in PROTO_TERMS)
+        metrics.update({f"loss/{name}": value.detach() for name, value in terms.items()})
+        metrics["prototypes_frozen"] = torch.tensor(float(frozen))
+        return post, losses, metrics
+
+    @torch.no_grad()
+    def after_update(self) -> None:
+        """Move the EMA target towards the online encoder and projection (PRO agent.py ema_update)."""
+        if int(self.updates) % self.cfg["ema_every"] == 0:
+            ema_update(self.ema_encoder, self.cnn_encoder, self.cfg["ema_fraction"])
+            ema_update(self.ema_obs_proj, self.obs_proj, self.cfg["ema_fraction"])
+        self.updates += 1
+
+
+class DreamerPro(dreamer.Dreamer):
+    """The Agent: DreamerV2's training and acting with ProtoWorldModel in place of the world model."""
+
+    def __init__(
+        self, obs_space: gym.spaces.Dict, act_space: gym.Space, cfg: dict[str, Any], device: torch.device
+    ):
+        super().__init__(obs_space, act_space, cfg, device)
+        # Swap in the prototype world model; the modules and the model optimizer must then follow it.
+        self.wm = ProtoWorldModel(obs_space, self.actions, cfg)
+        self.obs_keys = ["image"]
+        self.modules = nn.ModuleDict({"wm": self.wm, "ac": self.ac, "balancer": self.balancer}).to(
+            self.device
+        )
+        self.model_opt = dreamer._adam(
+            list(self.wm.parameters()) + list(self.balancer.parameters()), cfg, "model"
+        )
+
+    def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        # PRO agent.py preprocess: every sequence twice (two views); imagination starts from both
+        doubled = {key: np.concatenate([value, value]) for key, value in batch.items()}
+        metrics = super().train(doubled)
+        self.wm.after_update()
+        return metrics
+
+
+def make(
+    backbone: str, obs_space: gym.spaces.Dict, act_space: gym.Space, config: dict[str, Any], device: Any
+) -> DreamerPro:
+    """Build a DreamerPro agent; ValueError on a bad config or an observation space without 64x64 images."""
+    if backbone != "dreamerpro":
+        raise ValueError(f"backbone={backbone!r} is invalid; valid choices: dreamerpro")
+    check_config(config)
+    if "image" not in obs_space.spaces:
+        raise ValueError(
+            f"obs_space keys {sorted(obs_space.spaces)} are invalid; valid: an image key (DreamerPro)"
+        )
+    shape = tuple(obs_space["image"].shape)
+    if config["cnn"] == "dv2" and shape[:2] != (64, 64):
+        raise ValueError(f"image size {shape[0]}x{shape[1]} is invalid for cnn='dv2'; valid: 64x64")
+    if not isinstance(act_space, gym.spaces.Discrete | gym.spaces.Box):
+        raise ValueError(f"action space {act_space} is invalid; valid: Box or Discrete")
+    return DreamerPro(obs_space, act_space, config, device)
