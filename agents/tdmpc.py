@@ -22,7 +22,6 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from agents import balancers
@@ -280,19 +279,18 @@ def _orthogonal_init(module: nn.Module) -> None:  # TDMPC helper.py orthogonal_i
 
 
 def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
-    """DrQ-style shift of each (..., H, W, C) frame by up to ``pad`` pixels, replicate-padded (integer
-    crops: what TDMPC's grid_sample with whole-pixel shifts computes)."""
+    """DrQ-style shift of each (..., H, W, C) frame by up to ``pad`` pixels with replicate padding, as whole
+    pixels (what TDMPC's grid_sample with whole-pixel shifts computes); clamped indices do the padding."""
     if pad == 0:
         return images
-    lead, (height, width, colors) = images.shape[:-3], images.shape[-3:]
-    x = images.reshape(-1, height, width, colors).permute(0, 3, 1, 2).float()
-    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    n = x.shape[0]
-    shift = torch.randint(0, 2 * pad + 1, (n, 2), device=x.device)
-    rows = (shift[:, :1] + torch.arange(height, device=x.device))[:, :, None]
-    cols = (shift[:, 1:] + torch.arange(width, device=x.device))[:, None, :]
-    out = x[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]  # (n, H, W, C)
-    return out.reshape(*lead, height, width, colors)
+    height, width, colors = images.shape[-3:]
+    flat = images.reshape(-1, height * width, colors)
+    n, device = flat.shape[0], flat.device
+    shift = torch.randint(0, 2 * pad + 1, (n, 2), device=device) - pad
+    rows = (torch.arange(height, device=device) + shift[:, :1]).clamp(0, height - 1)
+    cols = (torch.arange(width, device=device) + shift[:, 1:]).clamp(0, width - 1)
+    index = (rows[:, :, None] * width + cols[:, None, :]).reshape(n, -1, 1).expand(-1, -1, colors)
+    return flat.gather(1, index).reshape(images.shape)
 
 
 # ----------------------------------------------------------------------------------------------- losses

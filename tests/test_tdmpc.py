@@ -220,6 +220,29 @@ def test_planner_beats_random_actions_on_a_toy_model_by_a_wide_margin():
     assert planned_cost < 0.05 * random_cost, (planned_cost, random_cost)
 
 
+def test_random_shift_is_a_replicate_padded_crop_per_frame():
+    torch.manual_seed(0)
+    pad = 2
+    images = torch.randint(0, 256, (3, 4, 9, 9, 3), dtype=torch.uint8)
+    shifted = tdmpc.random_shift(images, pad)
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    padded = torch.nn.functional.pad(
+        images.reshape(12, 9, 9, 3).permute(0, 3, 1, 2).float(), (pad,) * 4, "replicate"
+    )
+    used = set()
+    for frame, out in zip(padded, shifted.reshape(12, 9, 9, 3).permute(0, 3, 1, 2).float()):
+        crops = [
+            (dy, dx)
+            for dy in range(2 * pad + 1)
+            for dx in range(2 * pad + 1)
+            if torch.equal(frame[:, dy : dy + 9, dx : dx + 9], out)
+        ]
+        assert crops
+        used.add(crops[0])
+    assert len(used) > 3  # shifts are drawn per frame
+    assert torch.equal(tdmpc.random_shift(images, 0), images)
+
+
 # ------------------------------------------------------------------------------------------- losses
 def test_losses_ignore_everything_after_an_episode_boundary():
     agent = make_agent(horizon=3)
@@ -265,7 +288,7 @@ def test_terminal_everywhere_equals_zero_discount():
 @pytest.mark.parametrize("suite", ["gym", "dmc"])
 def test_model_fits_a_fixed_batch(suite):
     torch.manual_seed(0)
-    agent = make_agent(suite, batch_size=32, mlp_dim=64, lr=3e-3)
+    agent = make_agent(suite, batch_size=16, mlp_dim=64, lr=3e-3)
     batch = random_batch(agent)
     first = agent.train(batch)
     for _ in range(100):
@@ -282,6 +305,20 @@ def test_metrics_report_raw_losses_and_balancer_weights():
     expected_total = sum(weights[g] * metrics[f"loss/{g}"] for g in tdmpc.GROUPS)
     assert metrics["loss/total"] == pytest.approx(expected_total, rel=1e-5)
     assert {"loss/pi", "grad_norm"} <= set(metrics)
+
+
+@pytest.mark.parametrize("name", ["harmony", "uncertainty", "dwa", "nashmtl"])
+def test_every_balancer_trains_tdmpc_on_its_three_groups(name):
+    torch.manual_seed(0)
+    config = agents.default_config(f"tdmpc+{name}", "smoke", "gym")["agent"]
+    agent = agents.make(f"tdmpc+{name}", OBS_SPACE, ACT_SPACE, config, torch.device("cpu"))
+    initial = [p.detach().clone() for p in agent.balancer.parameters()]
+    for seed in range(3):
+        metrics = agent.train(random_batch(agent, seed))
+    assert all(np.isfinite(metrics[f"{kind}/{g}"]) for kind in ("loss", "weight") for g in tdmpc.GROUPS)
+    # learnable balancer parameters (harmony's s, UW's log variance) are trained by the model optimizer
+    for before, after in zip(initial, agent.balancer.parameters()):
+        assert not torch.equal(before, after)
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
