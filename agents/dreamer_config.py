@@ -235,9 +235,10 @@ def _dreamerv3(suite: str) -> dict[str, Any]:
     return {"agent": agent, "run": run}
 
 
-def _small(config: dict[str, Any]) -> None:
-    """A model that learns easy tasks on a CPU in minutes: narrow nets, short sequences, few imagination
-    starts and a low train ratio cut the cost per env step by about two orders of magnitude."""
+def _small(config: dict[str, Any], suite: str) -> None:
+    """A model that learns easy tasks on a CPU in minutes. Measured (1 thread, DV3, state obs): the update is
+    bound by many small sequential ops, and imagination from all 16x32 starts costs twice the world model, so
+    fewer starts and a low train ratio cut the cost per env step (~0.4 s/update vs ~3.5 s reference)."""
     config["agent"].update(
         batch_size=16,
         batch_length=32,
@@ -248,12 +249,14 @@ def _small(config: dict[str, Any]) -> None:
         units=256,
         layers=2,
         cnn_depth=16,
-        imag_starts=256,
+        imag_starts=128,
         model_lr=3e-4,
         actor_lr=1e-4,
         critic_lr=1e-4,
     )
-    config["run"].update(train_ratio=64.0, prefill=1000, replay_capacity=200_000)
+    # Pixels cost ~4x more per replayed step (convolutions dominate): a lower ratio keeps 100K frames in hours.
+    train_ratio = 64.0 if suite == "gym" else 16.0
+    config["run"].update(train_ratio=train_ratio, prefill=1000, replay_capacity=200_000)
 
 
 def _smoke(config: dict[str, Any]) -> None:
@@ -282,7 +285,7 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
         raise ValueError(f"preset={preset!r} is invalid; valid choices: {', '.join(PRESETS)}")
     config = _dreamerv2(suite) if backbone == "dreamerv2" else _dreamerv3(suite)
     if preset == "small":
-        _small(config)
+        _small(config, suite)
     elif preset == "smoke":
         _smoke(config)
     return copy.deepcopy(config)

@@ -1,0 +1,117 @@
+"""Milliseconds per training update (world model + actor-critic) on this machine, fp32 by default.
+
+Rows are agent names as ``agents.make`` understands them, so new backbones (TD-MPC, DreamerPro) and any
+``<backbone>+<balancer>`` pair are one more row. Balancer rows report their overhead relative to the same
+backbone with fixed weights.
+
+    .venv/bin/python benchmarks/update_speed.py            # paper sizes: DV2 at HD's DMCR preset, DV3 size S
+    .venv/bin/python benchmarks/update_speed.py --quick    # the small preset, for a fast look
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import agents
+
+
+@dataclass
+class Row:
+    label: str
+    agent: str
+    suite: str
+    baseline: str = ""  # label of the row this one is an overhead of
+    balancer: dict[str, Any] = field(default_factory=dict)  # extra balancer knobs
+
+
+ROWS = [
+    Row("dreamerv2", "dreamerv2", "dmcr"),  # HD's DMCR preset: deter 1024, batch 16x50, 64x64 images
+    Row("dreamerv3", "dreamerv3", "dmc"),  # DV3 dmc_vision: size S, batch 16x64
+    Row("harmonydream", "harmonydream", "dmcr", "dreamerv2"),
+    Row("uw", "uw", "dmcr", "dreamerv2"),
+    Row("dwa", "dwa", "dmcr", "dreamerv2"),
+    Row("nashmtl (every 1)", "nashmtl", "dmcr", "dreamerv2", {"nash_update_every": 1}),
+    Row("nashmtl (every 10)", "nashmtl", "dmcr", "dreamerv2", {"nash_update_every": 10}),
+]
+
+
+def spaces(image: int, actions: int) -> tuple[gym.spaces.Dict, gym.spaces.Box]:
+    obs = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (image, image, 3), np.uint8)})
+    return obs, gym.spaces.Box(-1.0, 1.0, (actions,), np.float32)
+
+
+def random_batch(batch: int, length: int, image: int, actions: int, rng: np.random.Generator) -> dict:
+    is_first = np.zeros((batch, length), bool)
+    is_first[:, 0] = True
+    return {
+        "image": rng.integers(0, 256, (batch, length, image, image, 3), dtype=np.uint8),
+        "action": rng.uniform(-1, 1, (batch, length, actions)).astype(np.float32),
+        "reward": rng.normal(size=(batch, length)).astype(np.float32),
+        "is_first": is_first,
+        "is_last": np.zeros((batch, length), bool),
+        "is_terminal": np.zeros((batch, length), bool),
+    }
+
+
+def time_row(row: Row, preset: str, warmup: int, repeats: int, device: torch.device, precision: str) -> float:
+    config = agents.default_config(row.agent, preset, row.suite)["agent"]
+    config["precision"] = precision
+    config["balancer"].update(row.balancer)
+    obs_space, act_space = spaces(64, 6)  # cheetah_run: 6 action dims
+    agent = agents.make(row.agent, obs_space, act_space, config, device)
+    rng = np.random.default_rng(0)
+    batches = [
+        random_batch(agent.batch_size, agent.batch_length, 64, 6, rng) for _ in range(warmup + repeats)
+    ]
+    for batch in batches[:warmup]:
+        agent.train(batch)
+    start = time.perf_counter()
+    for batch in batches[warmup:]:
+        agent.train(batch)  # returns python floats: the update has finished on the device
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small preset, 1 warm-up + 2 timed updates")
+    parser.add_argument("--preset", default="", help="override the preset (paper, small, smoke)")
+    parser.add_argument("--rows", nargs="*", default=[], help="labels or agent names to run (default: all)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    preset = args.preset or ("small" if args.quick else "paper")
+    repeats = 2 if args.quick else args.repeats
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rows = [r for r in ROWS if not args.rows or r.label in args.rows or r.agent in args.rows]
+    device = torch.device(args.device)
+    print(
+        f"preset={preset} device={device} precision={args.precision} threads={torch.get_num_threads()} "
+        f"warmup={args.warmup} repeats={repeats}"
+    )
+    print(f"{'agent':<22}{'suite':<7}{'batch':>8}{'ms/update':>12}{'vs fixed':>10}")
+    times: dict[str, float] = {}
+    for row in rows:
+        config = agents.default_config(row.agent, preset, row.suite)["agent"]
+        ms = time_row(row, preset, args.warmup, repeats, device, args.precision)
+        times[row.label] = ms
+        ratio = f"{ms / times[row.baseline]:.2f}x" if row.baseline in times else ""
+        shape = f"{config['batch_size']}x{config['batch_length']}"
+        print(f"{row.label:<22}{row.suite:<7}{shape:>8}{ms:>12.0f}{ratio:>10}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

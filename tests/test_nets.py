@@ -1,0 +1,99 @@
+"""Building blocks of the Dreamer backbones: symlog, two-hot, action distributions, network shapes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from agents.nets import (
+    ConvDecoder,
+    ConvEncoder,
+    Normal,
+    OneHot,
+    TruncNormal,
+    TwoHot,
+    symexp,
+    symlog,
+    unimix_logits,
+)
+
+torch.set_num_threads(1)
+
+
+def test_symlog_symexp_are_inverse_and_compress():
+    x = torch.tensor([-1e6, -123.4, -1.0, -1e-3, 0.0, 1e-3, 0.5, 1.0, 42.0, 1e6], dtype=torch.float64)
+    assert torch.allclose(symexp(symlog(x)), x, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(symlog(symexp(x.clamp(-50, 50))), x.clamp(-50, 50), rtol=1e-12)
+    assert symlog(torch.tensor(math.e - 1)).item() == pytest.approx(1.0)
+    assert symlog(torch.tensor(-(math.e - 1))).item() == pytest.approx(-1.0)
+
+
+def test_twohot_round_trip_puts_mass_on_two_neighbouring_bins():
+    twohot = TwoHot(255)
+    x = torch.tensor([-3000.0, -7.3, -1.0, 0.0, 0.37, 1.0, 12.5, 999.0])
+    weights = twohot.encode(x)
+    assert weights.shape == (8, 255)
+    assert torch.allclose(weights.sum(-1), torch.ones(8))
+    assert ((weights > 0).sum(-1) <= 2).all()
+    nonzero = [torch.nonzero(w).flatten() for w in weights]
+    assert all(len(i) == 1 or i[1] - i[0] == 1 for i in nonzero)  # neighbouring bins
+    decoded = twohot.decode(weights.clamp_min(1e-30).log())  # logits whose softmax is the two-hot
+    assert torch.allclose(decoded, x, rtol=1e-4, atol=1e-4)
+
+
+def test_twohot_bins_and_loss_minimum():
+    twohot = TwoHot(255)
+    assert twohot.bins[0] == -20 and twohot.bins[-1] == 20 and len(twohot.bins) == 255  # DV3 configs.yaml
+    target = torch.tensor([5.0])
+    good = twohot.encode(target).clamp_min(1e-30).log()
+    bad = twohot.encode(torch.tensor([-5.0])).clamp_min(1e-30).log()
+    assert twohot.loss(good, target).item() < twohot.loss(bad, target).item()
+
+
+def test_unimix_mixes_one_percent_uniform():
+    logits = torch.tensor([[100.0, 0.0, 0.0, 0.0]])
+    probs = unimix_logits(logits, 0.01).exp()
+    assert probs[0, 1].item() == pytest.approx(0.01 / 4, rel=1e-4)
+    assert probs[0, 0].item() == pytest.approx(0.99 + 0.01 / 4, rel=1e-4)
+
+
+def test_trunc_normal_stays_in_bounds_and_matches_moments():
+    torch.manual_seed(0)
+    mean, std = torch.full((20000, 1), 0.9), torch.full((20000, 1), 0.5)
+    dist = TruncNormal(mean, std)
+    x = dist.rsample()
+    assert x.min() > -1 and x.max() < 1
+    # mass is truncated above 1, so the sample mean lies below 0.9
+    assert x.mean().item() < 0.8
+    # log_prob integrates to one over [-1, 1]
+    grid = torch.linspace(-1, 1, 4001)[:, None]
+    density = TruncNormal(torch.full_like(grid, 0.9), torch.full_like(grid, 0.5)).log_prob(grid).exp()
+    assert torch.trapezoid(density, grid[:, 0]).item() == pytest.approx(1.0, abs=1e-3)
+    # entropy equals -E[log p] (Monte Carlo)
+    assert dist.entropy().mean().item() == pytest.approx(-dist.log_prob(x).mean().item(), abs=0.02)
+
+
+def test_normal_and_onehot_reparameterise():
+    mean = torch.zeros(3, 2, requires_grad=True)
+    Normal(mean, torch.ones(3, 2)).rsample().sum().backward()
+    assert torch.equal(mean.grad, torch.ones(3, 2))
+    logits = torch.zeros(5, 4, requires_grad=True)
+    sample = OneHot(logits, 0.0).rsample()
+    assert torch.equal(sample.detach().sum(-1), torch.ones(5)) and set(sample.detach().unique().tolist()) <= {
+        0,
+        1,
+    }
+    (sample * torch.arange(4.0)).sum().backward()
+    assert logits.grad.abs().sum() > 0  # straight-through gradient
+
+
+@pytest.mark.parametrize("style,size", [("dv2", 64), ("dv3", 64), ("dv3", 32)])
+def test_conv_encoder_decoder_shapes(style, size):
+    enc = ConvEncoder(3, size, 4, "elu", style)
+    x = torch.zeros(2, 3, size, size)
+    emb = enc(x)
+    assert emb.shape == (2, enc.out_dim)
+    dec = ConvDecoder(10, 3, size, 4, "elu", style)
+    assert dec(torch.zeros(2, 10)).shape == (2, 3, size, size)
