@@ -20,11 +20,12 @@ step, so a run stays a run across the curve. The CI at each step has the same di
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # Resamples x runs x steps per chunk: bounds memory (~30 MB per float64 array of that size).
 CHUNK_ELEMENTS = 4_000_000
@@ -98,7 +99,9 @@ def chunked_counts(
     """Independent resample multiplicities for each Scores in ``samples``, ``reps`` in all, in chunks."""
     width = max(s.num_runs * s.num_steps for s in samples)
     chunk = max(1, min(reps, CHUNK_ELEMENTS // max(width, 1)))
-    bar = tqdm(total=reps, desc=progress, unit="resample", disable=progress is None, leave=False)
+    bar = tqdm(
+        total=reps, desc=progress, unit="resample", disable=progress is None, leave=False, file=sys.stderr
+    )
     done = 0
     while done < reps:
         size = min(chunk, reps - done)

@@ -69,11 +69,25 @@ def _gather(results, published, partial) -> tuple[pd.DataFrame, list[str], dict[
             print(f"warning: {w.message}", file=sys.stderr)
         frames.append(runs)
         left_out = runs.attrs.get("left_out", {})
-    for path in published:
+    for path in _expand(published):
         table = load_published(path)
         notes.extend(table.attrs["notes"])
         frames.append(table)
     return pd.concat(frames, ignore_index=True), notes, left_out
+
+
+def _expand(published: Sequence[str]) -> list[Path]:
+    """Published paths, a directory standing for the score files (*.json, *.json.gz) in it."""
+    paths = []
+    for path in map(Path, published):
+        if path.is_dir():
+            found = sorted([*path.glob("*.json"), *path.glob("*.json.gz")])
+            if not found:
+                raise ValueError(f"no published score files (*.json, *.json.gz) in {path}")
+            paths += found
+        else:
+            paths.append(path)
+    return paths
 
 
 def _select_agents(frame: pd.DataFrame, agents: Sequence[str] | None) -> pd.DataFrame:
@@ -110,8 +124,11 @@ def _suite_section(suite, rows, score_name, train, fig_dir, reps, seed):
     labels = sorted(rows["variant"].unique())
     tasks_of = {label: set(rows.loc[rows["variant"] == label, "task"]) for label in labels}
     common = set.intersection(*tasks_of.values())
-    if not common:
-        blocks.append("The agents share no task; each is aggregated over its own tasks.")
+    shared = bool(common)
+    if not shared:
+        blocks.append(
+            "The agents share no task: each is aggregated over its own tasks, and none is compared."
+        )
         common = set(rows["task"])
     dropped = sorted(set(rows["task"]) - common)
     if dropped:
@@ -121,7 +138,13 @@ def _suite_section(suite, rows, score_name, train, fig_dir, reps, seed):
     rows = rows[rows["task"].isin(common)]
     final = final_scores(rows)
     aggregates = stats.aggregate_table(final, reps=reps, seed=seed, progress=True)
-    blocks.append(_md_table(aggregates, ["label", "metric"], f"Final {score_name}, estimate [95% CI]"))
+    blocks.append(
+        _md_table(
+            aggregates,
+            ["label", "metric"],
+            f"Final {score_name} (each run's last evaluation), estimate [95% CI]",
+        )
+    )
     figures += plots.save(plots.aggregate_intervals(aggregates, score_name), fig_dir, f"{suite}_aggregates")[
         :1
     ]
@@ -139,12 +162,13 @@ def _suite_section(suite, rows, score_name, train, fig_dir, reps, seed):
         )
     )
 
+    low = min(float(np.min(s.values[:, -1])) for s in final.values())
     top = max(float(np.max(s.values[:, -1])) for s in final.values())
-    taus = np.linspace(min(0.0, top), max(top, 1e-9), PROFILE_POINTS)
+    taus = np.linspace(min(0.0, low), top if top > min(0.0, low) else low + 1.0, PROFILE_POINTS)
     profiles = stats.profile_table(final, taus, reps=reps, seed=seed)
     figures += plots.save(plots.performance_profiles(profiles, score_name), fig_dir, f"{suite}_profiles")[:1]
 
-    if len(final) > 1:
+    if len(final) > 1 and shared:
         improvement = stats.improvement_table(final, reps=reps, seed=seed)
         figures += plots.save(plots.probability_of_improvement(improvement), fig_dir, f"{suite}_improvement")[
             :1

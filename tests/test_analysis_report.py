@@ -51,7 +51,9 @@ def test_report_reproduces_the_papers_atari100k_numbers(tmp_path):
     assert (tmp_path / "out" / "figures" / "atari100k_sample_efficiency.pdf").exists()
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "wrong_format", "unknown_agent", "nothing"])
+@pytest.mark.parametrize(
+    "case", ["missing", "empty", "wrong_format", "empty_published_dir", "unknown_agent", "nothing"]
+)
 def test_bad_input_is_one_line_value_error(tmp_path, case):
     results, published, agents = str(tmp_path / "results"), [], None
     if case == "empty":
@@ -60,6 +62,10 @@ def test_bad_input_is_one_line_value_error(tmp_path, case):
         make_results(tmp_path / "results", tasks=("cheetah_run",), seeds=1)
         (tmp_path / "scores.json").write_text('{"not": "scores"}')
         published = [str(tmp_path / "scores.json")]
+    elif case == "empty_published_dir":
+        make_results(tmp_path / "results", tasks=("cheetah_run",), seeds=1)
+        (tmp_path / "published").mkdir()
+        published = [str(tmp_path / "published")]
     elif case == "unknown_agent":
         make_results(tmp_path / "results", tasks=("cheetah_run",), seeds=1)
         agents = ["dreamerv9"]
@@ -73,7 +79,21 @@ def test_bad_input_is_one_line_value_error(tmp_path, case):
         "missing": "not found",
         "empty": "no runs",
         "wrong_format": "not a published score file",
+        "empty_published_dir": "no published score files",
         "unknown_agent": "unknown agent 'dreamerv9'; available: dreamerv3, harmonydream",
         "nothing": "nothing to report",
     }[case]
     assert expected in message
+
+
+def test_report_on_raw_negative_returns_and_disjoint_tasks(tmp_path):
+    """A suite without a fixed reference (raw return, here all negative) and agents sharing no task."""
+    results = tmp_path / "results"
+    for seed in range(2):
+        write_run(results, "gym", "Pendulum-v1", "dreamerv3", seed, skill=-3.0)
+        write_run(results, "gym", "CartPole-v1", "tdmpc", seed, skill=-1.0)
+    build_report(str(results), [], None, str(tmp_path / "out"), reps=100)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "gym: raw return" in md and "share no task" in md
+    assert "Probability of improvement" not in md
+    assert (tmp_path / "out" / "figures" / "gym_profiles.png").exists()
