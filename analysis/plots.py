@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+KIND_TITLES = {"loss": "loss", "weight": "balancer weight", "weighted": "weight x loss"}
 METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
 
 
@@ -131,10 +132,12 @@ def learning_curves(table: pd.DataFrame, score_name: str = "score") -> plt.Figur
 
 
 def loss_scales(train: pd.DataFrame, by: str = "variant") -> plt.Figure:
-    """Each world-model loss and each balancer weight over training, one column per label (log scale):
-    the loss-scale imbalance that harmonious weighting addresses. Median over runs, band = quartiles."""
+    """Each world-model loss, each balancer weight and their product over training, one column per label
+    (log scale): the loss-scale imbalance that harmonious weighting addresses. Median over runs, band =
+    quartiles."""
+    train = pd.concat([train, _weighted_losses(train)], ignore_index=True)
     labels = sorted(train[by].unique())
-    kinds = [k for k in ("loss", "weight") if train["metric"].str.startswith(f"{k}/").any()]
+    kinds = [k for k in ("loss", "weight", "weighted") if train["metric"].str.startswith(f"{k}/").any()]
     fig, axes = plt.subplots(
         len(kinds), len(labels), figsize=(3.6 * len(labels), 2.8 * len(kinds)), squeeze=False
     )
@@ -151,9 +154,19 @@ def loss_scales(train: pd.DataFrame, by: str = "variant") -> plt.Figure:
                 ax.fill_between(stats.index, stats[0.25], stats[0.75], color=colors[group], alpha=0.2)
             if (part["value"] > 0).all() and not part.empty:
                 ax.set_yscale("log")
-            ax.set_title(f"{label}: {kind}", fontsize=9)
+            ax.set_title(f"{label}: {KIND_TITLES[kind]}", fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     fig.supxlabel("env frames")
     fig.tight_layout()
     return fig
+
+
+def _weighted_losses(train: pd.DataFrame) -> pd.DataFrame:
+    """weight/<g> x loss/<g> per run and step, as metric ``weighted/<g>``: the scale each group trains at."""
+    keys = ["run_id", "step"]
+    losses = train[train["metric"].str.startswith("loss/")].assign(group=lambda f: f["metric"].str[5:])
+    weights = train[train["metric"].str.startswith("weight/")].assign(group=lambda f: f["metric"].str[7:])
+    both = losses.merge(weights[[*keys, "group", "value"]], on=[*keys, "group"], suffixes=("", "_weight"))
+    both["value"] = both["value"] * both.pop("value_weight")
+    return both.assign(metric="weighted/" + both.pop("group"))
