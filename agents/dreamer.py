@@ -184,7 +184,7 @@ class ActorCritic(nn.Module):
         self.retnorm = ReturnNorm(
             cfg["return_norm_decay"], cfg["return_norm_max"], cfg["return_norm_low"], cfg["return_norm_high"]
         )
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.updates = 0  # a Python int: reading a device counter would sync every update
 
     def dist(self, out: torch.Tensor) -> Normal | TruncNormal | OneHot:
         """The action distribution from actor outputs (DV2 dists trunc_normal; DV3 normal/onehot)."""
@@ -270,7 +270,7 @@ class ActorCritic(nn.Module):
     @torch.no_grad()
     def update_slow_critic(self) -> None:
         """DV2: hard copy every 100 updates; DV3: EMA with fraction 0.02 every update."""
-        if int(self.updates) % self.cfg["slow_critic_every"] == 0:
+        if self.updates % self.cfg["slow_critic_every"] == 0:
             torch._foreach_lerp_(
                 list(self.slow_critic.parameters()),
                 list(self.critic.parameters()),
@@ -423,6 +423,7 @@ class Dreamer:
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "updates": self.ac.updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -431,6 +432,7 @@ class Dreamer:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.scaler.load_state_dict(state["scaler"])
+        self.ac.updates = int(state["updates"])
 
 
 def _adam(params: Any, cfg: dict[str, Any], name: str) -> torch.optim.Optimizer:

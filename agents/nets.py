@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -149,11 +148,16 @@ class ConvDecoder(nn.Module):
         return self.net(x)
 
 
+def one_hot(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """One-hot of ``idx`` shaped and typed like ``like`` (F.one_hot checks index bounds: a device sync)."""
+    return torch.zeros_like(like).scatter_(-1, idx.unsqueeze(-1), 1.0)
+
+
 def onehot_st(probs: torch.Tensor) -> torch.Tensor:
     """Straight-through one-hot sample of categorical ``probs`` (..., K) using torch's global RNG."""
     flat = probs.reshape(-1, probs.shape[-1])
     idx = torch.multinomial(flat.detach().float(), 1).reshape(probs.shape[:-1])
-    hard = F.one_hot(idx, probs.shape[-1]).to(probs.dtype)
+    hard = one_hot(idx, probs)
     return hard + probs - probs.detach()
 
 
@@ -244,7 +248,7 @@ class OneHot:
         return onehot_st(self.probs)
 
     def mode(self) -> torch.Tensor:
-        return F.one_hot(self.probs.argmax(-1), self.probs.shape[-1]).float()
+        return one_hot(self.probs.argmax(-1), self.probs)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.logp).sum(-1)

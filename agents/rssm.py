@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.nets import activation, onehot_st, unimix_logits
+from agents.nets import activation, one_hot, onehot_st, unimix_logits
 
 State = dict[str, torch.Tensor]
 
@@ -110,7 +110,7 @@ class RSSM(nn.Module):
         return {"deter": deter, "stoch": stoch, "logits": logits}
 
     def _mode(self, logits: torch.Tensor) -> torch.Tensor:
-        return nn.functional.one_hot(logits.argmax(-1), self.classes).to(logits.dtype)
+        return one_hot(logits.argmax(-1), logits)
 
     def observe(
         self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, state: State | None = None
