@@ -75,9 +75,11 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
     }
     run = {"prefill": 5000, "replay_capacity": 1_000_000}  # TDMPC: seed_steps 5000, max_buffer_size 1e6
     if preset == "small":  # sized for a 2-core CPU: Pendulum-v1 20K steps well under an hour
-        agent.update(latent_dim=50, enc_dim=128, mlp_dim=128, cnn_channels=16, batch_size=128)
+        agent.update(
+            latent_dim=50, enc_dim=128, mlp_dim=128, cnn_channels=16, batch_size=64 if pixels else 128
+        )
         agent.update(plan_iterations=4, plan_samples=128, plan_elites=16, plan_policy_fraction=0.1)
-        agent.update(schedule_steps=5000)
+        agent.update(schedule_steps=5000)  # the schedules end within a 20K-step budget (TDMPC: 25K of 100K+)
         run.update(prefill=1000, replay_capacity=100_000)
     elif preset == "smoke":
         agent.update(latent_dim=8, enc_dim=16, mlp_dim=16, cnn_channels=4, batch_size=4, horizon=2)
