@@ -463,7 +463,7 @@ class TDMPC:
         self, obs: dict[str, np.ndarray], warm_mean: torch.Tensor | None = None, explore: bool = False
     ) -> tuple[np.ndarray, torch.Tensor]:
         """One planning call for a batch of observations at the current schedules (public for benchmarks)."""
-        x = torch.as_tensor(np.asarray(obs[self.obs_key]), device=self.device)
+        x = torch.as_tensor(np.ascontiguousarray(obs[self.obs_key]), device=self.device)
         z = self.model.h(x if self.obs_key == "image" else x.float())
         action, mean = plan_actions(
             self.model, z, warm_mean, self.horizon(), self.std_floor(), explore, self.config
@@ -475,7 +475,7 @@ class TDMPC:
             raise ValueError(f"mode={mode!r} is invalid; valid choices: train, eval")
         warm = None if state is None else state["mean"]
         if warm is not None and "is_first" in obs:
-            first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+            first = torch.as_tensor(np.ascontiguousarray(obs["is_first"]), device=self.device).bool()
             warm = torch.where(first[:, None, None], torch.zeros_like(warm), warm)
         action, mean = self.plan(obs, warm, explore=mode == "train")
         if mode == "train":
@@ -485,7 +485,7 @@ class TDMPC:
     # --- learning
     def _tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         def time_major(x: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(x), device=self.device).transpose(0, 1)
+            return torch.as_tensor(np.ascontiguousarray(x), device=self.device).transpose(0, 1)
 
         obs = time_major(batch[self.obs_key])
         obs = random_shift(obs, self.config["aug_pad"]) if self.obs_key == "image" else obs.float()

@@ -160,6 +160,7 @@ def test_planning_returns_actions_within_bounds(suite):
         if isinstance(layer, torch.nn.Linear):
             layer.weight.data.mul_(20)
     obs = first_obs(random_batch(agent))
+    obs["image"] = obs["image"][:, ::-1]  # a flipped view with negative strides, as suites produce
     state = None
     for mode in ("train", "eval", "train"):
         action, state = agent.policy(obs, state, mode)
