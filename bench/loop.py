@@ -221,10 +221,42 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     return pd.read_parquet(path).to_dict("records")
 
 
-def _check_finite(metrics: dict[str, float], frames: int) -> None:
+def _check_finite(metrics: dict[str, float], frames: int, cause: Exception | None = None) -> None:
     for key, value in metrics.items():
         if key.startswith("loss/") and not np.isfinite(value):
-            raise NonFiniteLoss(f"non-finite {key} = {value} at step {frames}")
+            seen = f" (first seen as: {str(cause).splitlines()[0]})" if cause else ""
+            raise NonFiniteLoss(f"non-finite {key} = {value} at step {frames}{seen}")
+
+
+def _diagnose(run: Run, error: Exception) -> None:
+    """An update can leave finite losses but non-finite weights (e.g. an absurd learning rate); acting or
+    the next update then fails inside a sampler first. Name what went non-finite: the loss of one more
+    update if it computes, else the first non-finite parameter. The last good checkpoint stays."""
+    if run.counters["updates"] == 0:
+        raise error
+    cause = str(error).splitlines()[0]
+    batch, length = run.agent.batch_size, run.agent.batch_length
+    with contextlib.suppress(RuntimeError, ValueError):
+        metrics = run.agent.train(run.replay.sample(batch, length, run.np_rng))
+        _check_finite(metrics, run.frames, cause=error)
+    for name, value in _tensors(run.agent.state_dict()):
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise NonFiniteLoss(
+                f"non-finite weights ({name}) after update {run.counters['updates']}: a loss exploded "
+                f"(first seen as: {cause})"
+            ) from error
+    raise error
+
+
+def _tensors(tree: Any, prefix: str = "") -> Any:
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            yield from _tensors(value, f"{prefix}[{index}]")
 
 
 def train(run_dir: str | Path, on_preempt: Any = None) -> str:
@@ -278,6 +310,28 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
         last_eval = float(np.mean(recent))
     act_space = run.env.act_space
 
+    def log_train_row() -> None:
+        nonlocal metric_count, update_seconds, last_log_frames, last_log_time
+        now = time.monotonic()
+        row = {
+            "step": run.frames,
+            "agent_step": counters["agent_step"],
+            "updates": counters["updates"],
+            "fps": (run.frames - last_log_frames) / max(now - last_log_time, 1e-9),
+            "update_ms": 1000 * update_seconds / max(metric_count, 1),
+        }
+        row.update({key: total / metric_count for key, total in metric_sums.items()} if metric_count else {})
+        run.train_rows.append(row)
+        store.atomic_write_parquet(run.dir / "train.parquet", pd.DataFrame(run.train_rows))
+        if writer is not None:
+            for key, value in row.items():
+                if key not in ("step", "agent_step"):
+                    writer.add_scalar(key if "/" in key else f"train/{key}", value, run.frames)
+        store.update_status(run.dir, state="running", step=run.frames, budget=budget)
+        metric_sums.clear()
+        metric_count, update_seconds = 0, 0.0
+        last_log_frames, last_log_time = run.frames, now
+
     obs = run.env.reset()
     run.replay.add(_replay_step(obs, np.zeros(_action_dim(act_space), np.float32), run.obs_keys))
     policy_state = None
@@ -285,12 +339,17 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
     while True:
         if run.frames >= counters["next_eval"] or run.frames >= budget:
             if not (run.frames >= budget and run.eval_rows and run.eval_rows[-1]["step"] == run.frames):
-                last_eval = run.evaluate()
+                try:
+                    last_eval = run.evaluate()
+                except (RuntimeError, ValueError) as error:
+                    _diagnose(run, error)
                 progress.eval(last_eval)
                 if writer is not None:
                     writer.add_scalar("eval/return", last_eval, run.frames)
             counters["next_eval"] = (run.frames // cfg["eval_every"] + 1) * cfg["eval_every"]
             if run.frames >= budget:
+                if not run.train_rows or run.train_rows[-1]["step"] < run.frames:
+                    log_train_row()
                 break
             run.save_checkpoint()
         if stop.signum is not None:
@@ -303,7 +362,10 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
             action = _random_action(act_space, run.np_rng)
         else:
             obs_batch = _batch_obs(obs, [*run.obs_keys, "is_first"])
-            actions, policy_state = agent.policy(obs_batch, policy_state, "train")
+            try:
+                actions, policy_state = agent.policy(obs_batch, policy_state, "train")
+            except (RuntimeError, ValueError) as error:
+                _diagnose(run, error)
             action = actions[0]
         obs = run.env.step(action)
         counters["agent_step"] += 1
@@ -320,7 +382,10 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
                 counters["train_debt"] -= 1.0
                 sample = run.replay.sample(batch, length, run.np_rng)
                 started = time.perf_counter()
-                metrics = agent.train(sample)
+                try:
+                    metrics = agent.train(sample)
+                except (RuntimeError, ValueError) as error:
+                    _diagnose(run, error)
                 update_seconds += time.perf_counter() - started
                 counters["updates"] += 1
                 _check_finite(metrics, run.frames)
@@ -329,27 +394,7 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
                 metric_count += 1
 
         if run.frames >= next_log:
-            now = time.monotonic()
-            row = {
-                "step": run.frames,
-                "agent_step": counters["agent_step"],
-                "updates": counters["updates"],
-                "fps": (run.frames - last_log_frames) / max(now - last_log_time, 1e-9),
-                "update_ms": 1000 * update_seconds / max(metric_count, 1),
-            }
-            row.update(
-                {key: total / metric_count for key, total in metric_sums.items()} if metric_count else {}
-            )
-            run.train_rows.append(row)
-            store.atomic_write_parquet(run.dir / "train.parquet", pd.DataFrame(run.train_rows))
-            if writer is not None:
-                for key, value in row.items():
-                    if key not in ("step", "agent_step"):
-                        writer.add_scalar(key if "/" in key else f"train/{key}", value, run.frames)
-            store.update_status(run.dir, state="running", step=run.frames, budget=budget)
-            metric_sums.clear()
-            metric_count, update_seconds = 0, 0.0
-            last_log_frames, last_log_time = run.frames, now
+            log_train_row()
             next_log = (run.frames // cfg["log_every"] + 1) * cfg["log_every"]
         progress.update(run.frames, last_eval)
 

@@ -420,7 +420,7 @@ def cancel(job_ids: Sequence[str]) -> None:
 
 @dataclass
 class Estimate:
-    """Compute a set of runs needs: per agent, runs x budget x seconds per env frame."""
+    """The compute a set of runs needs: per agent, runs x budget x seconds per env frame."""
 
     rows: list[dict[str, Any]]
     gpus_per_job: int
@@ -444,21 +444,32 @@ class Estimate:
         ]
         for r in self.rows:
             if r["hours"] is None:
-                cost = "unknown: no measured seconds per step (add seconds_per_step to the profile)"
+                cost = "unknown: no speed (profile seconds_per_step, or run benchmarks/update_speed.py)"
             else:
                 cost = f"{r['seconds_per_step']:.4g} s/frame ({r['source']}) -> {r['hours']:.1f} job-hours"
-            lines.append(f"  {r['agent']:<28} {r['runs']:>4} runs x {r['frames']:>10,} frames  {cost}")
+            lines.append(f"  {r['agent']:<28} {r['runs']:>4} runs, {r['frames']:>12,} frames  {cost}")
         total = f"  total: {self.job_hours:.1f} job-hours = {self.gpu_hours:.1f} GPU-hours"
         if self.unknown:
             total += f" (without {', '.join(self.unknown)})"
         return "\n".join([*lines, total])
 
 
-def measured_speeds(path: Path = SPEED_FILE) -> dict[str, float]:
-    """Seconds per env frame by agent from benchmarks/update_speed.py: {"seconds_per_step": {agent: s}}."""
+def measured_update_ms(path: Path = SPEED_FILE) -> dict[str, float]:
+    """Milliseconds per update by agent, as benchmarks/update_speed.py measures them, from a JSON file
+    {"ms_per_update": {agent: ms}, "device": ...}; {} when there is none."""
     data = store.read_json(path) or {}
-    speeds = data.get("seconds_per_step", {}) if isinstance(data, dict) else {}
-    return {k: float(v) for k, v in speeds.items() if _positive_number(v)}
+    measured = data.get("ms_per_update", {}) if isinstance(data, dict) else {}
+    return {k: float(v) for k, v in measured.items() if _positive_number(v)}
+
+
+def updates_per_frame(config: Mapping[str, Any]) -> float:
+    """Updates per env frame: train_ratio replayed steps per agent step (DV3 convention), each update
+    replaying batch_size x batch_length of them (TD-MPC: horizon + 1), over action_repeat frames."""
+    agent = config["agent"]
+    length = agent.get("batch_length") or agent.get("horizon", 0) + 1
+    return (
+        config["run"]["train_ratio"] / (agent["batch_size"] * length) / config["env"].get("action_repeat", 1)
+    )
 
 
 def estimate_hours(
@@ -466,22 +477,39 @@ def estimate_hours(
     configs: Mapping[Any, Mapping[str, Any]],
     profile: Profile | None = None,
     *,
-    speeds: Mapping[str, float] | None = None,
+    ms_per_update: Mapping[str, float] | None = None,
 ) -> Estimate:
-    """Compute for runs ``specs`` (RunSpec-like: ``.agent``) with budgets from ``configs[spec]["run"]["steps"]``.
+    """Compute for the runs ``specs`` (RunSpec-like: ``.agent``) with configs ``configs[spec]``:
+    runs x budget (env frames) x seconds per frame, per agent.
 
-    Seconds per env frame come from the profile (that cluster's own number) or else from the measured
-    speed file; an agent with neither is listed as unknown rather than guessed.
+    Seconds per frame come from the profile (that cluster's own number) or else from the measured update
+    time (``ms_per_update``, default: the update_speed file) times the run's updates per frame; env
+    stepping is left out (updates dominate on a GPU). An agent with neither is listed as unknown.
     """
-    measured = measured_speeds() if speeds is None else dict(speeds)
+    measured = measured_update_ms() if ms_per_update is None else dict(ms_per_update)
     own = dict(profile.seconds_per_step) if profile else {}
-    runs: dict[str, list[int]] = defaultdict(list)
+    rows: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        runs[spec.agent].append(int(configs[spec]["run"]["steps"]))
-    rows = []
-    for agent, budgets in sorted(runs.items()):
-        seconds, source = (own[agent], "profile") if agent in own else (measured.get(agent), "measured")
-        hours = None if seconds is None else sum(budgets) * seconds / 3600
-        rows.append({"agent": agent, "runs": len(budgets), "frames": max(budgets), "seconds_per_step": seconds,
-                     "source": source, "hours": hours})  # fmt: skip
-    return Estimate(rows, profile.gpus_per_job if profile else 0, profile.name if profile else None)
+        config, agent = configs[spec], spec.agent
+        row = rows.setdefault(
+            agent, {"agent": agent, "runs": 0, "frames": 0, "hours": 0.0, "source": "profile"}
+        )
+        row["runs"] += 1
+        row["frames"] += int(config["run"]["steps"])
+        if agent in own:
+            seconds = own[agent]
+        elif agent in measured:
+            seconds, row["source"] = measured[agent] / 1000 * updates_per_frame(config), "measured"
+        else:
+            seconds, row["source"] = None, "none"
+        row["hours"] = (
+            None
+            if seconds is None or row["hours"] is None
+            else row["hours"] + config["run"]["steps"] * seconds / 3600
+        )
+    for row in rows.values():
+        row["seconds_per_step"] = (
+            None if row["hours"] is None else row["hours"] * 3600 / max(row["frames"], 1)
+        )
+    ordered = [rows[a] for a in sorted(rows)]
+    return Estimate(ordered, profile.gpus_per_job if profile else 0, profile.name if profile else None)

@@ -51,6 +51,7 @@ class RunSpec:
         suite = suites.get(self.suite)
         config = cfg.merge(cfg.HARNESS_DEFAULTS, suite.config(self.preset))
         config = cfg.merge(config, agents.default_config(self.agent, self.preset, self.suite))
+        config = cfg.merge(config, {"run": cfg.PRESET_RUN[self.preset]})
         for key, value in self.overrides:
             cfg.apply_override(config, key, value)
         return config
