@@ -135,6 +135,10 @@ def loss_scales(train: pd.DataFrame, by: str = "variant") -> plt.Figure:
     """Each world-model loss, each balancer weight and their product over training, one column per label
     (log scale): the loss-scale imbalance that harmonious weighting addresses. Median over runs, band =
     quartiles."""
+    weighted = {m.split("/", 1)[1] for m in train["metric"] if m.startswith("weight/")}
+    if weighted:  # the balancer's groups only: not loss/total, loss/actor, loss/kl_dyn, ...
+        groups_of = train["metric"].str.split("/", n=1).str[1]
+        train = train[~train["metric"].str.startswith("loss/") | groups_of.isin(weighted)]
     train = pd.concat([train, _weighted_losses(train)], ignore_index=True)
     labels = sorted(train[by].unique())
     kinds = [k for k in ("loss", "weight", "weighted") if train["metric"].str.startswith(f"{k}/").any()]

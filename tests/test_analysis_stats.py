@@ -51,7 +51,7 @@ def test_confidence_intervals_agree_with_rliable(name):
 
 
 def test_curve_and_improvement_and_profile_cis_agree_with_rliable():
-    curve, reps = _data((5, 8, 3), seed=3), 2000
+    curve, reps = _data((5, 8, 3), seed=3), 1000
     np.random.seed(1)
     _, theirs = rly.get_interval_estimates(
         {"a": curve}, lambda x: np.array([metrics.aggregate_iqm(x[..., j]) for j in range(3)]), reps=reps
