@@ -97,3 +97,19 @@ def test_report_on_raw_negative_returns_and_disjoint_tasks(tmp_path):
     assert "gym: raw return" in md and "share no task" in md
     assert "Probability of improvement" not in md
     assert (tmp_path / "out" / "figures" / "gym_profiles.png").exists()
+
+
+def test_loss_scale_panels_show_the_balancer_groups_and_their_weighted_losses(tmp_path):
+    import pandas as pd
+
+    from analysis import load_train, plots
+
+    run = write_run(tmp_path, "dmc", "cheetah_run", "harmonydream", 0)
+    train = pd.read_parquet(run / "train.parquet")
+    train["loss/actor"] = -1.0  # not a balancer group: must not be drawn
+    train.to_parquet(run / "train.parquet", index=False)
+    figure = plots.loss_scales(load_train(tmp_path))
+    loss_ax, weight_ax, weighted_ax = figure.axes[:3]
+    assert sorted(loss_ax.get_legend_handles_labels()[1]) == ["obs", "reward"]
+    obs = [line for line in weighted_ax.get_lines() if line.get_label() == "obs"][0]
+    assert obs.get_ydata() == pytest.approx([1.0] * 5)  # weight/obs = 1 / loss/obs in the test data
