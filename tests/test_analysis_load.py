@@ -221,3 +221,16 @@ def test_atari_scores_are_human_normalised(tmp_path):
     returns = frame[frame["metric"] == "return"].sort_values("step")["value"]
     scores = frame[frame["metric"] == "score"].sort_values("step")["value"]
     np.testing.assert_allclose(scores, [hns("pong", r) for r in returns])
+
+
+def test_analysis_imports_no_torch_and_no_simulator():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, analysis, analysis.report, analysis.stats, analysis.plots\n"
+        "heavy = [m for m in ('torch', 'mujoco', 'ale_py', 'dm_control', 'metaworld', 'gymnasium') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
