@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import cvxpy as cp
 import numpy as np
 import torch
 from torch import nn
@@ -233,6 +232,8 @@ def nash_bargaining_weights(gram: np.ndarray, start: np.ndarray, iters: int) -> 
     log(alpha_i) + log((gram alpha)_i) >= 0, with phi(alpha) = sum_i log(alpha_i) + log((gram alpha)_i)
     linearised at the previous iterate; stops when the condition holds to 1e-3 or alpha moves < 1e-6.
     """
+    import cvxpy as cp  # imported on first use: it takes seconds, and only Nash-MTL needs it
+
     size = len(start)
     alpha = cp.Variable(size, nonneg=True)
     slope = cp.Parameter(size)
