@@ -36,6 +36,7 @@ def _time(cmd: list[str], repeats: int) -> tuple[float, str]:
 
 
 def _make_runs(root: Path, count: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
     (root / ".harmonybench").write_text("harmonybench results root\n")
     for i in range(count):
         run = root / "dmc" / f"task{i % 20}" / f"agent{i % 10}-smoke-{i % 7:08x}" / f"seed{i // 1400}"
