@@ -43,7 +43,7 @@ fail() { say "error: $*"; exit 1; }
 our_pid() {  # <name>  -> prints the pid of our running <name>, or fails
   local file=$PIDS/$1.pid pid
   [[ -s $file ]] || return 1
-  pid=$(tr -cd '0-9' <"$file")
+  pid=$(tr -cd '0-9' 2>/dev/null <"$file") || return 1
   [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]] || return 1
   [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
   echo "$pid"

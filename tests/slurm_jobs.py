@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 from bench import store
 
@@ -58,7 +57,3 @@ def count(run_dir: str, threads: int = 0) -> str:
 
 
 _SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
-
-
-def read_lines(path: Path) -> list[Any]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -16,15 +16,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import submitit
+from conftest import REPO, bench
 
 from bench import slurm, store
-from tests.conftest import REPO, bench
-from tests.slurm_jobs import read_lines
+from bench.spec import RunSpec
 
 DEV_PROFILE = REPO / "slurm" / "profiles" / "dev.yaml"
 JOBS_MODULE = REPO / "tests" / "slurm_jobs.py"
@@ -93,27 +92,29 @@ def test_profile_file_problems(tmp_path: Path) -> None:
 
 def test_estimate_is_runs_times_budget_times_seconds_per_step() -> None:
     profile = dataclasses.replace(
-        slurm.load_profile(DEV_PROFILE), gpus_per_job=2, seconds_per_step={"a": 0.01}
+        slurm.load_profile(DEV_PROFILE), gpus_per_job=2, seconds_per_step={"tdmpc": 0.01}
     )
-    specs = [SimpleNamespace(agent=agent, seed=s) for agent in ("a", "b", "c") for s in range(3)]
-    configs = {id(s): {"run": {"steps": 1_000_000 if s.agent == "a" else 500_000}} for s in specs}
-    keyed = _IdKeyed(configs)
-    estimate = slurm.estimate_hours(specs, keyed, profile, speeds={"a": 99.0, "b": 0.002})
+    specs = [
+        RunSpec("gym", "Pendulum-v1", agent, seed, "smoke")
+        for agent in ("dreamerv3", "tdmpc")
+        for seed in range(3)
+    ]
+    specs.append(RunSpec("gym", "Pendulum-v1", "harmonydream", 0, "smoke"))
+    configs = {spec: spec.resolve() for spec in specs}
+    dv3 = configs[specs[0]]
+    estimate = slurm.estimate_hours(specs, configs, profile, ms_per_update={"dreamerv3": 50.0, "tdmpc": 1e6})
     rows = {r["agent"]: r for r in estimate.rows}
-    assert rows["a"]["source"] == "profile"  # the cluster's own number beats a measurement elsewhere
-    assert rows["a"]["hours"] == pytest.approx(3 * 1_000_000 * 0.01 / 3600)
-    assert rows["b"]["hours"] == pytest.approx(3 * 500_000 * 0.002 / 3600)
-    assert rows["c"]["hours"] is None and estimate.unknown == ["c"]
-    assert estimate.gpu_hours == pytest.approx(2 * (rows["a"]["hours"] + rows["b"]["hours"]))
+    # measured: seconds per update x updates per frame (train ratio / replayed steps per update / repeat)
+    per_frame = 0.05 * dv3["run"]["train_ratio"] / (dv3["agent"]["batch_size"] * dv3["agent"]["batch_length"])
+    assert rows["dreamerv3"]["hours"] == pytest.approx(3 * dv3["run"]["steps"] * per_frame / 3600)
+    assert rows["dreamerv3"]["source"] == "measured" and rows["dreamerv3"]["runs"] == 3
+    # the profile's own number (this cluster) beats a measurement made elsewhere
+    assert rows["tdmpc"]["source"] == "profile"
+    assert rows["tdmpc"]["hours"] == pytest.approx(3 * configs[specs[3]]["run"]["steps"] * 0.01 / 3600)
+    assert rows["harmonydream"]["hours"] is None and estimate.unknown == ["harmonydream"]
+    assert estimate.gpu_hours == pytest.approx(2 * (rows["dreamerv3"]["hours"] + rows["tdmpc"]["hours"]))
     text = str(estimate)
-    assert "GPU-hours" in text and "unknown" in text and f"{estimate.gpu_hours:.1f}" in text
-
-
-class _IdKeyed(dict):
-    """configs keyed by object identity (SimpleNamespace is not hashable)."""
-
-    def __getitem__(self, spec: object) -> dict:
-        return super().__getitem__(id(spec))
+    assert "GPU-hours" in text and "unknown" in text and f"{estimate.gpu_hours:.1f} GPU-hours" in text
 
 
 def test_sacct_array_ranges_expand() -> None:
@@ -193,6 +194,10 @@ def _all_final(ids: list[str], seen: dict[str, set[str]] | None = None) -> bool:
                 state["state"] + (f":{state['reason']}" if state["reason"] else "")
             )
     return len(states) == len(ids) and all(s["state"] in FINAL for s in states.values())
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _steps(run: Path) -> list[int]:
@@ -305,8 +310,8 @@ def test_job_states_without_slurm_is_empty(monkeypatch: pytest.MonkeyPatch) -> N
 # ---- end to end: the real `bench run` ----------------------------------------------------------------
 
 _SMOKE_RUN = ("run", "--suite", "gym", "--tasks", "Pendulum-v1", "--agents", "dreamerv3", "--preset", "smoke")
-# The smoke preset with a shorter budget, so that an array of them fits in a test (~20 s a run here).
-_SHORT = ("--set", "run.steps=120", "--set", "run.eval_every=60")
+# The smoke preset with a shorter budget and prefill, so that an array of them fits in a test.
+_SHORT = ("--set", "run.steps=64", "--set", "run.eval_every=32", "--set", "run.prefill=16")
 
 
 def _submit_with_bench(results: Path, *args: str) -> str:
@@ -336,13 +341,13 @@ def _eval_steps(run: Path) -> list[int]:
 @pytest.mark.slurm
 def test_bench_run_array_completes_and_a_nan_run_fails_alone(cluster: list[str], tmp_path: Path) -> None:
     results = tmp_path / "results"
-    # 4 seeds x {normal, NaN KL scale}: 8 array tasks, 2 at a time; the NaN ones fail at their first update
-    array = _submit_with_bench(results, "--seeds", "4", "--sweep", "agent.kl_dyn_scale=0.5,nan", *_SHORT)
+    # 2 seeds x KL scale {0.5, 0.4, NaN}: 6 array tasks, 2 at a time; the NaN ones fail at their first update
+    array = _submit_with_bench(results, "--seeds", "2", "--sweep", "agent.kl_dyn_scale=0.5,0.4,nan", *_SHORT)
     cluster.append(array)
     runs = list(store.iter_run_dirs(results))
-    assert len(runs) == 8
+    assert len(runs) == 6
     ids = sorted(store.read_status(d)["slurm"]["job_id"] for d in runs)
-    assert ids == sorted(f"{array}_{i}" for i in range(8))
+    assert ids == sorted(f"{array}_{i}" for i in range(6))
 
     _wait(lambda: any(store.read_status(d).get("state") == "running" for d in runs), 120, "a run to start")
     rows = _status_rows(results)
@@ -357,10 +362,10 @@ def test_bench_run_array_completes_and_a_nan_run_fails_alone(cluster: list[str],
     for row in _status_rows(results):
         kl = store.read_json(Path(row["run_dir"]) / "spec.json")["overrides"]["agent.kl_dyn_scale"]
         by_variant.setdefault("nan" if kl != kl else "ok", []).append(row)
-    assert len(by_variant["ok"]) == len(by_variant["nan"]) == 4
+    assert len(by_variant["ok"]) == 4 and len(by_variant["nan"]) == 2
     for row in by_variant["ok"]:
-        assert row["state"] == "done" and row["step"] == 120 and row["slurm_state"]["state"] == "COMPLETED"
-        assert _eval_steps(Path(row["run_dir"])) == [0, 60, 120]
+        assert row["state"] == "done" and row["step"] == 64 and row["slurm_state"]["state"] == "COMPLETED"
+        assert _eval_steps(Path(row["run_dir"])) == [0, 32, 64]
     for row in by_variant["nan"]:
         assert row["state"] == "failed" and "nan" in row["error"].lower()
         assert row["slurm_state"]["state"] == "FAILED" and "exit code" in row["slurm_state"]["reason"]
@@ -371,18 +376,17 @@ def test_bench_run_preempted_mid_way_resumes_without_lost_or_repeated_evals(
     cluster: list[str], tmp_path: Path
 ) -> None:
     results = tmp_path / "results"
-    array = _submit_with_bench(
-        results, "--seeds", "2", "--set", "run.steps=240", "--set", "run.eval_every=60"
-    )
+    longer = ("--set", "run.steps=160", "--set", "run.eval_every=40", "--set", "run.prefill=16")
+    array = _submit_with_bench(results, "--seeds", "2", *longer)
     cluster.append(array)
     runs = sorted(store.iter_run_dirs(results))
     ids = [store.read_status(d)["slurm"]["job_id"] for d in runs]
-    _wait(lambda: all(store.read_status(d).get("step", 0) >= 90 for d in runs), 300, "both runs past step 90")
+    _wait(lambda: all(store.read_status(d).get("step", 0) >= 60 for d in runs), 300, "both runs past step 60")
     submitit.SlurmJob(folder=results / ".slurm" / "%j", job_id=ids[0])._interrupt()  # submitit's preemption
     subprocess.run(["scontrol", "requeue", ids[1]], check=True, timeout=30)  # killed now, requeued by SLURM
     _wait(lambda: all(store.read_status(d).get("state") == "preempted" for d in runs), 60, "checkpoints")
     preempted_at = [store.read_status(d)["step"] for d in runs]
-    assert all(90 <= step < 240 for step in preempted_at)
+    assert all(60 <= step < 160 for step in preempted_at)
     rows = {r["slurm"]["job_id"]: r["slurm_state"] for r in _status_rows(results)}
     assert all(rows[j]["state"] == "REQUEUED" for j in ids), rows
 
@@ -391,10 +395,14 @@ def test_bench_run_preempted_mid_way_resumes_without_lost_or_repeated_evals(
     for run, job in zip(runs, ids):
         assert final[job]["state"] == "COMPLETED" and final[job]["restarts"] == 1
         status = store.read_status(run)
-        assert status["state"] == "done" and status["step"] == 240 and status["slurm"]["restarts"] == 1
-        assert _eval_steps(run) == [0, 60, 120, 180, 240]  # each eval exactly once across the requeue
+        assert status["state"] == "done" and status["step"] == 160 and status["slurm"]["restarts"] == 1
+        assert _eval_steps(run) == [0, 40, 80, 120, 160]  # each eval exactly once across the requeue
         # the second start went on from the checkpoint written at the signal, not from step 0
         log = Path(status["slurm"]["log"]).with_suffix(".err").read_text()
-        after = log.split(f"preempted by signal 15 at step {preempted_at[runs.index(run)]}", 1)[1]
-        resumed = [int(s) for s in re.findall(r"step (\d+)/240", after)]
-        assert resumed and min(resumed) > preempted_at[runs.index(run)], after
+        at = preempted_at[runs.index(run)]
+        parts = re.split(
+            rf"preempted by signal \d+ at step {at}\b", log
+        )  # SIGTERM or SIGUSR2, whichever came last
+        assert len(parts) == 2, log
+        resumed = [int(s) for s in re.findall(r"step (\d+)/160", parts[1])]
+        assert resumed and min(resumed) > at, log
