@@ -260,31 +260,33 @@ def test_queued_jobs_run_the_code_as_submitted(cluster: list[str], tmp_path: Pat
 def test_preempted_jobs_requeue_and_resume_cancelled_stay_cancelled(
     cluster: list[str], tmp_path: Path
 ) -> None:
-    profile = dataclasses.replace(slurm.load_profile(DEV_PROFILE), array_parallelism=3)
-    dirs = _fake_runs(tmp_path, [{"steps": 30, "step_s": 0.25} for _ in range(3)])
+    profile = dataclasses.replace(slurm.load_profile(DEV_PROFILE), array_parallelism=4)
+    dirs = _fake_runs(tmp_path, [{"steps": 30, "step_s": 0.25} for _ in range(4)])
     cluster.append(slurm.submit(dirs, profile, tmp_path, target=FAKE, extra_modules=[JOBS_MODULE]))
     ids = _job_ids(dirs)
-    _wait(lambda: all(len(_steps(d)) >= 4 for d in dirs), 60, "all three runs to be mid-way")
-    submitit.SlurmJob(folder=tmp_path / ".slurm" / "%j", job_id=ids[0])._interrupt()  # SIGTERM + SIGUSR2
-    subprocess.run(
-        ["scontrol", "requeue", ids[1]], check=True, timeout=30
-    )  # the job is killed, then requeued
-    slurm.cancel([ids[2]])
+    _wait(lambda: all(len(_steps(d)) >= 4 for d in dirs), 60, "all four runs to be mid-way")
+    # 0: the time-limit warning alone (what --signal=USR2@delay sends); 1: submitit's preemption (TERM + USR2);
+    # 2: an external requeue (SLURM kills the job, then requeues it); 3: a user's cancel
+    subprocess.run(["scancel", "--signal=USR2", ids[0]], check=True, timeout=30)
+    submitit.SlurmJob(folder=tmp_path / ".slurm" / "%j", job_id=ids[1])._interrupt()
+    subprocess.run(["scontrol", "requeue", ids[2]], check=True, timeout=30)
+    slurm.cancel([ids[3]])
 
     seen: dict[str, set[str]] = {}
     _wait(lambda: _all_final(ids, seen), 150, "requeued jobs to finish", every=0.5)
     final = slurm.job_states(ids)
-    assert [final[j]["state"] for j in ids] == ["COMPLETED", "COMPLETED", "CANCELLED"]
-    assert any(s.startswith("REQUEUED") for s in seen[ids[0]]) and final[ids[0]]["restarts"] == 1
-    assert final[ids[1]]["restarts"] == 1
-    for run in dirs[:2]:
+    assert [final[j]["state"] for j in ids] == ["COMPLETED", "COMPLETED", "COMPLETED", "CANCELLED"]
+    assert all(any(s.startswith("REQUEUED") for s in seen[j]) for j in ids[:3]), seen
+    for run, job in zip(dirs[:3], ids):
+        assert final[job]["restarts"] == 1
         starts = read_lines(run / "starts.log")
         assert len(starts) == 2 and starts[1]["step"] >= 4  # resumed from its checkpoint, not from 0
         assert _steps(run) == list(range(1, 31))  # no step missing or done twice
         assert store.read_status(run)["state"] == "done"
-    assert store.read_status(dirs[0])["slurm"]["requeues"] == 1  # this one requeued itself
-    cancelled = store.read_status(dirs[2])
-    assert cancelled["state"] == "preempted" and len((dirs[2] / "starts.log").read_text().splitlines()) == 1
+    # the first two requeued themselves; the third was requeued by SLURM, not a second time by the job
+    assert [store.read_status(d)["slurm"].get("requeues") for d in dirs[:3]] == [1, 1, None]
+    cancelled = store.read_status(dirs[3])
+    assert cancelled["state"] == "preempted" and len(read_lines(dirs[3] / "starts.log")) == 1
 
 
 @pytest.mark.slurm
