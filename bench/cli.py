@@ -335,7 +335,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis import report
 
-    path = _user_call(report.build_report, args.results, args.published, _split(args.agents), args.out)
+    path = _user_call(
+        lambda: report.build_report(
+            args.results,
+            args.published,
+            _split(args.agents),
+            args.out,
+            reps=args.reps,
+            partial=args.partial,
+            reference=args.reference,
+        )
+    )
     print(f"report written: {path}")
     return 0
 
@@ -419,6 +429,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--agents", default=None, help="comma-separated agents to include")
     report.add_argument("--out", required=True, help="output directory for figures and report")
+    report.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples (default 50,000)")
+    report.add_argument(
+        "--partial", action="store_true", help="include unfinished runs up to their last eval"
+    )
+    report.add_argument(
+        "--reference", default=None, help="JSON {suite: {task: [low, high]}} for min-max scores"
+    )
 
     render = sub.add_parser("render", help="write a grid of observation frames (what the agent sees)")
     render.add_argument("--suite", required=True)
