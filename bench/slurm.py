@@ -223,11 +223,21 @@ def submit(
     stamp = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     snapshot = snapshot_source(results_root / ".snapshots" / stamp, extra_modules)
     executor = _executor(profile, results_root / ".slurm", snapshot)
-    with executor.batch():
-        jobs = [
-            executor.submit(SlurmRun(str(d), profile.max_requeues, profile.cpus_per_job, target))
-            for d in run_dirs
-        ]
+    try:
+        with executor.batch():
+            jobs = [
+                executor.submit(SlurmRun(str(d), profile.max_requeues, profile.cpus_per_job, target))
+                for d in run_dirs
+            ]
+    except submitit.core.utils.UncompletedJobError as error:  # sbatch refused: say why in one line
+        shutil.rmtree(snapshot, ignore_errors=True)
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        hint = (
+            ""
+            if os.environ.get("SLURM_CONF")
+            else '; SLURM_CONF is not set (dev cluster: eval "$(slurm/dev-cluster.sh env)")'
+        )
+        raise ValueError(f"sbatch failed: {lines[-1] if lines else error}{hint}") from None
     array_id = jobs[0].job_id.split("_")[0]
     try:
         for run_dir, job in zip(run_dirs, jobs):

@@ -131,6 +131,21 @@ def test_cli_bad_profile_exits_2_and_submits_nothing(tmp_path: Path) -> None:
     assert not (results / ".snapshots").exists() and not list(results.rglob("status.json"))
 
 
+def test_submit_without_a_reachable_cluster_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("sbatch") is None:
+        pytest.skip("sbatch is not installed (slurm/dev-cluster.sh start installs it)")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
+    dirs = _fake_runs(tmp_path / "runs", [{"steps": 1, "step_s": 0.1}])
+    with pytest.raises(ValueError, match="^sbatch failed: ") as error:
+        slurm.submit(
+            dirs, slurm.load_profile(DEV_PROFILE), tmp_path, target=FAKE, extra_modules=[JOBS_MODULE]
+        )
+    assert "\n" not in str(error.value)
+    assert not list((tmp_path / ".snapshots").iterdir()) and "slurm" not in store.read_status(dirs[0])
+
+
 # ---- against the dev cluster -------------------------------------------------------------------------
 
 
