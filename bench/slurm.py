@@ -353,64 +353,79 @@ def _expand_ids(job_id: str) -> list[str]:
 
 def job_states(job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """job id -> {"state": PENDING|RUNNING|REQUEUED|COMPLETED|FAILED|CANCELLED|TIMEOUT|..., "reason",
-    "restarts"} from one sacct call; {} when SLURM (or its accounting) is not reachable."""
-    if not job_ids or shutil.which("sacct") is None:
+    "restarts"}; {} when SLURM is not reachable.
+
+    One squeue call asks the controller, which knows every job of the last MinJobAge seconds live;
+    jobs it has forgotten come from one sacct call. (sacct alone lags: under load it listed tasks as
+    PENDING after they had run and finished.)
+    """
+    if not job_ids:
         return {}
-    arrays = sorted({j.split("_")[0] for j in job_ids})
-    # -D lists every start of a requeued job, oldest first, so the history tells REQUEUED from PENDING
-    command = ["sacct", "-X", "-D", "-n", "-P", "-o", "JobID,State,Reason,ExitCode", "-j", ",".join(arrays)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    if done.returncode != 0:
-        return {}
-    history: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    for line in done.stdout.splitlines():
-        parts = line.split("|")
-        if len(parts) != 4:
-            continue
-        job, state, reason, exit_code = parts
-        for one in _expand_ids(job):
-            history[one].append((state.split()[0] if state else "UNKNOWN", reason, exit_code))
+    arrays = ",".join(sorted({j.split("_")[0] for j in job_ids}))
     wanted = set(job_ids)
-    states = {job: _summarise(records) for job, records in history.items() if job in wanted}
-    if wanted - set(states):  # accounting lags the controller by a second or two after submission
-        states.update({j: s for j, s in _queued_states(arrays).items() if j in wanted and j not in states})
-    return states
+    found = _controller_states(arrays)
+    if wanted - set(found):
+        found = {**_accounting_states(arrays), **found}
+    return {job: _describe(*found[job]) for job in wanted if job in found}
 
 
-def _queued_states(arrays: list[str]) -> dict[str, dict[str, Any]]:
-    command = ["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(arrays)]
+def _run_quietly(command: list[str]) -> str:
+    """stdout of a SLURM query, or "" when the tool is missing or the cluster does not answer."""
+    if shutil.which(command[0]) is None:
+        return ""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return {}
-    states = {}
-    for line in done.stdout.splitlines():
-        job, state, reason = (line.split("|") + ["", ""])[:3]
-        states[job] = {"state": state, "reason": "" if reason == "None" else reason, "restarts": 0}
-    return states
+        return ""
+    return done.stdout if done.returncode == 0 else ""
 
 
-def _summarise(records: list[tuple[str, str, str]]) -> dict[str, Any]:
-    state, reason, exit_code = records[-1]
-    restarts = sum(s in ("REQUEUED", "PREEMPTED") for s, _, _ in records[:-1])
-    if state == "PENDING":
-        waiting = "" if reason in ("", "None") else reason
-        if restarts:
-            return {
-                "state": "REQUEUED",
-                "reason": f"requeued {restarts}x, waiting: {waiting}",
-                "restarts": restarts,
-            }
-        return {"state": "PENDING", "reason": waiting, "restarts": 0}
+def _controller_states(arrays: str) -> dict[str, tuple[str, str, int, str]]:
+    fields = "JobArrayID:|,State:|,Reason:|,RestartCnt"  # -r: one line per array task
+    out = _run_quietly(["squeue", "-h", "-r", "-t", "all", "-O", fields, "-j", arrays])
+    found = {}
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 4 and parts[3].isdigit():
+            found[parts[0]] = (parts[1], parts[2], int(parts[3]), "")
+    return found
+
+
+def _accounting_states(arrays: str) -> dict[str, tuple[str, str, int, str]]:
+    # -D lists every start of a requeued job, oldest first: the earlier ones count the restarts
+    out = _run_quietly(["sacct", "-X", "-D", "-n", "-P", "-o", "JobID,State,Reason,ExitCode", "-j", arrays])
+    history: dict[str, list[list[str]]] = defaultdict(list)
+    for line in out.splitlines():
+        parts = line.split("|")
+        if len(parts) == 4:
+            for job in _expand_ids(parts[0]):
+                history[job].append([(parts[1].split() or ["UNKNOWN"])[0], *parts[2:]])
+    found = {}
+    for job, records in history.items():
+        state, reason, exit_code = records[-1]
+        restarts = sum(r[0] in ("REQUEUED", "PREEMPTED") for r in records[:-1])
+        found[job] = (state, reason, restarts, exit_code)
+    return found
+
+
+def _describe(state: str, reason: str, restarts: int, exit_code: str) -> dict[str, Any]:
+    reason = "" if reason in ("None", "NonZeroExitCode") else reason  # the latter: FAILED says it
+    if state == "PENDING" and restarts:
+        return {
+            "state": "REQUEUED",
+            "reason": f"requeued {restarts}x, waiting: {reason}",
+            "restarts": restarts,
+        }
     if state in FINISHED_REASONS:
-        detail = FINISHED_REASONS[state] + (
-            f", exit code {exit_code}" if exit_code not in ("", "0:0") else ""
-        )
-        return {"state": state, "reason": detail, "restarts": restarts}
-    return {"state": state, "reason": f"requeued {restarts}x" if restarts else "", "restarts": restarts}
+        detail = [
+            FINISHED_REASONS[state],
+            reason,
+            f"exit code {exit_code}" if exit_code not in ("", "0:0") else "",
+        ]
+        return {"state": state, "reason": ", ".join(d for d in detail if d), "restarts": restarts}
+    if state != "PENDING" and restarts:
+        reason = ", ".join(r for r in (f"requeued {restarts}x", reason) if r)
+    return {"state": state, "reason": reason, "restarts": restarts}
 
 
 def cancel(job_ids: Sequence[str]) -> None:
