@@ -280,7 +280,11 @@ class ActorCritic(nn.Module):
 
 
 class Dreamer:
-    """The Agent (agents/base.py): world model, balancer, actor-critic and their optimizers."""
+    """The Agent (agents/base.py): world model, balancer, actor-critic and their optimizers.
+
+    Subclasses (DreamerPro) swap the world model by setting ``world_model_class``."""
+
+    world_model_class: type[WorldModel] = WorldModel
 
     def __init__(
         self, obs_space: gym.spaces.Dict, act_space: gym.Space, cfg: dict[str, Any], device: torch.device
@@ -290,7 +294,7 @@ class Dreamer:
         self.discrete = isinstance(act_space, gym.spaces.Discrete)
         self.actions = int(act_space.n) if self.discrete else int(np.prod(act_space.shape))
         self.obs_keys = [k for k in ("image", "state") if k in obs_space.spaces]
-        self.wm = WorldModel(obs_space, self.actions, cfg)
+        self.wm = self.world_model_class(obs_space, self.actions, cfg)
         self.ac = ActorCritic(self.wm.rssm.feat_dim, self.actions, self.discrete, cfg)
         self.groups = loss_groups(cfg)
         self.balancer = balancers.make(self.groups, balancer_config(cfg))
