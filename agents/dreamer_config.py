@@ -153,6 +153,8 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         # HD dmc_vision / dmc_remastered / metaworld: identity rewards, no discount head, lr and entropy
         agent.update(clip_rewards="identity", pred_cont=False, actor_ent=1e-4, critic_lr=8e-5)
         agent["model_lr"] = 3e-4
+    if suite == "gym":
+        agent["pred_cont"] = True  # gym tasks terminate (CartPole): keep the continue head
     if suite in ("dmc", "dmcr", "gym"):
         agent["kl_free"] = 1.0  # HD dmc_*: kl.free 1.0
         run["prefill"] = 1000  # HD dmc_*: prefill 1000
