@@ -81,7 +81,7 @@ def _fail(key: str, value: Any, valid: str) -> None:
     raise ValueError(f"agent.{key}={value!r} is invalid; valid: {valid}")
 
 
-def check_config(config: dict[str, Any]) -> None:
+def check_config(backbone: str, config: dict[str, Any]) -> None:
     """Raise ValueError (one line) on a bad DreamerPro config value."""
     for key in PROTO_KEYS:
         if key not in config:
@@ -208,7 +208,7 @@ def make(
     """Build a DreamerPro agent; ValueError on a bad config or an observation space without 64x64 images."""
     if backbone != "dreamerpro":
         raise ValueError(f"backbone={backbone!r} is invalid; valid choices: dreamerpro")
-    check_config(config)
+    check_config(backbone, config)
     if "image" not in obs_space.spaces:
         raise ValueError(
             f"obs_space keys {sorted(obs_space.spaces)} are invalid; valid: an image key (DreamerPro)"

@@ -42,7 +42,10 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(cmd, check=False)
         wall = time.perf_counter() - start
-        run_dir = Path(args.results) / args.suite / args.task / f"{agent}-small" / f"seed{args.seed}"
+        variant = f"{agent}-small"
+        if args.sets:  # the run directory of an override set carries its hash: ask bench where it is
+            variant = next(p.name for p in (Path(args.results) / args.suite / args.task).glob(f"{agent}-small-*"))
+        run_dir = Path(args.results) / args.suite / args.task / variant / f"seed{args.seed}"
         evals = pd.read_parquet(run_dir / "eval.parquet") if (run_dir / "eval.parquet").exists() else None
         if evals is None or evals.empty:
             rows.append((agent, "no eval rows", "", "", f"{wall:.0f}", "no"))

@@ -211,7 +211,7 @@ def test_bad_config_value_is_a_one_line_value_error(key, value):
     config = dreamerpro.default_config("dreamerpro", "smoke", "dmc")["agent"]
     config[key] = value if key != "balancer" else {**config["balancer"], **value}
     with pytest.raises(ValueError) as error:
-        dreamerpro.check_config(config)
+        dreamerpro.check_config("dreamerpro", config)
     assert "\n" not in str(error.value) and key in str(error.value)
 
 
