@@ -33,8 +33,7 @@ def main() -> None:
     rows = []
     for agent in args.agents.split(","):
         cmd = [sys.executable, "-m", "bench.cli", "run", "--suite", args.suite, "--tasks", args.task,
-               "--agents", agent, "--preset", "small", "--results", args.results,
-               "--set", "run.threads=0"]  # fmt: skip
+               "--agents", agent, "--preset", "small", "--results", args.results]  # fmt: skip
         for item in args.sets:
             cmd += ["--set", item]
         if args.seed:
