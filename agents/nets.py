@@ -154,9 +154,12 @@ def one_hot(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def onehot_st(probs: torch.Tensor) -> torch.Tensor:
-    """Straight-through one-hot sample of categorical ``probs`` (..., K) using torch's global RNG."""
-    flat = probs.reshape(-1, probs.shape[-1])
-    idx = torch.multinomial(flat.detach().float(), 1).reshape(probs.shape[:-1])
+    """Straight-through one-hot sample of categorical ``probs`` (..., K) using torch's global RNG.
+
+    Gumbel-max rather than torch.multinomial: the same distribution, no validity check (a device sync),
+    and a NaN propagates into the losses, where the harness names it, instead of raising in the sampler."""
+    gumbel = -torch.log(-torch.log(torch.rand_like(probs, dtype=torch.float32).clamp_(1e-20, 1.0)))
+    idx = (probs.detach().float().log() + gumbel).argmax(-1)
     hard = one_hot(idx, probs)
     return hard + probs - probs.detach()
 

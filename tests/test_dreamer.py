@@ -204,7 +204,7 @@ def test_world_model_fits_a_fixed_batch():
     agent = make_agent("dreamerv3", ("state",), model_lr=1e-3)
     batch = random_batch(agent)
     first = agent.train(batch)
-    for _ in range(30):
+    for _ in range(60):
         last = agent.train(batch)
     assert last["loss/obs"] < 0.7 * first["loss/obs"] and last["loss/reward"] < first["loss/reward"]
 

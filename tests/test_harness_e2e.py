@@ -144,7 +144,7 @@ def test_nan_fails_one_run_names_the_loss_and_the_others_continue(tmp_path):
     states = sorted(s["state"] for s in statuses.values())
     assert states == ["done", "failed"]
     (failed,) = [s for s in statuses.values() if s["state"] == "failed"]
-    assert "non-finite loss/" in failed["error"]
+    assert failed["error"].startswith("non-finite loss/")  # the loop's check names it, not a sampler crash
     assert "failed:" in proc.stdout
 
 
