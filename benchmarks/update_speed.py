@@ -11,8 +11,10 @@ backbone with fixed weights.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -39,7 +41,10 @@ ROWS = [
     Row("dwa", "dwa", "dmcr", "dreamerv2"),
     Row("nashmtl (every 1)", "nashmtl", "dmcr", "dreamerv2", {"nash_update_every": 1}),
     Row("nashmtl (every 10)", "nashmtl", "dmcr", "dreamerv2", {"nash_update_every": 10}),
+    Row("dreamerpro", "dreamerpro", "dmc"),  # PRO DMC: batch 50x51, deter 200
+    Row("tdmpc", "tdmpc", "metaworld"),  # the paper compares TD-MPC on visual Meta-world; + planning call
 ]
+SPEED_FILE = Path(__file__).resolve().parent / "results" / "update_speed.json"  # read by `bench plan`
 
 
 def spaces(image: int, actions: int) -> tuple[gym.spaces.Dict, gym.spaces.Box]:
@@ -62,10 +67,12 @@ def random_batch(batch: int, length: int, image: int, actions: int, rng: np.rand
 
 def time_row(
     row: Row, preset: str, warmup: int, repeats: int, device: torch.device, precision: str
-) -> tuple[float, float]:
-    """(wall ms, process CPU ms) per update. CPU time stays meaningful on a shared, loaded machine."""
+) -> tuple[float, float, float]:
+    """(wall ms, process CPU ms) per update, and wall ms per planning call for planning agents (else NaN).
+    CPU time stays meaningful on a shared, loaded machine."""
     config = agents.default_config(row.agent, preset, row.suite)["agent"]
-    config["precision"] = precision
+    if "precision" in config:  # TD-MPC runs in fp32 only
+        config["precision"] = precision
     config["balancer"].update(row.balancer)
     obs_space, act_space = spaces(64, 6)  # cheetah_run: 6 action dims
     agent = agents.make(row.agent, obs_space, act_space, config, device)
@@ -78,7 +85,19 @@ def time_row(
     start, cpu = time.perf_counter(), time.process_time()
     for batch in batches[warmup:]:
         agent.train(batch)  # returns python floats: the update has finished on the device
-    return (time.perf_counter() - start) / repeats * 1000, (time.process_time() - cpu) / repeats * 1000
+    wall, cpu_ms = (
+        (time.perf_counter() - start) / repeats * 1000,
+        (time.process_time() - cpu) / repeats * 1000,
+    )
+    plan_ms = float("nan")
+    if hasattr(agent, "plan"):
+        obs = {"image": batches[0]["image"][:1, 0]}
+        agent.plan(obs)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            agent.plan(obs)  # returns numpy actions: the planning call has finished
+        plan_ms = (time.perf_counter() - start) / repeats * 1000
+    return wall, cpu_ms, plan_ms
 
 
 def main() -> None:
@@ -93,6 +112,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--save", action="store_true", help=f"write ms per update to {SPEED_FILE} for `bench plan`"
+    )
     args = parser.parse_args()
     preset = args.preset or ("small" if args.quick else "paper")
     repeats = 2 if args.quick else args.repeats
@@ -105,15 +127,35 @@ def main() -> None:
         f"preset={preset} device={device} precision={args.precision} threads={torch.get_num_threads()} "
         f"warmup={args.warmup} repeats={repeats}"
     )
-    print(f"{'agent':<22}{'suite':<7}{'batch':>8}{'ms/update':>12}{'cpu ms':>10}{'vs fixed':>10}")
+    print(
+        f"{'agent':<22}{'suite':<7}{'batch':>8}{'ms/update':>12}{'cpu ms':>10}{'vs fixed':>10}{'plan ms':>10}"
+    )
     times: dict[str, float] = {}
+    measured: dict[str, float] = {}
     for row in rows:
         config = agents.default_config(row.agent, preset, row.suite)["agent"]
-        ms, cpu_ms = time_row(row, preset, args.warmup, repeats, device, args.precision)
+        ms, cpu_ms, plan_ms = time_row(row, preset, args.warmup, repeats, device, args.precision)
+        if not row.balancer:
+            measured[row.agent] = ms
         times[row.label] = cpu_ms  # overhead ratios from CPU time: robust to other load on the machine
         ratio = f"{cpu_ms / times[row.baseline]:.2f}x" if row.baseline in times else ""
-        shape = f"{config['batch_size']}x{config['batch_length']}"
-        print(f"{row.label:<22}{row.suite:<7}{shape:>8}{ms:>12.0f}{cpu_ms:>10.0f}{ratio:>10}", flush=True)
+        length = config.get("batch_length", config.get("horizon", 0) + 1)  # TD-MPC: horizon + 1 steps
+        shape = f"{config['batch_size']}x{length}"
+        plan = "" if plan_ms != plan_ms else f"{plan_ms:.0f}"
+        print(
+            f"{row.label:<22}{row.suite:<7}{shape:>8}{ms:>12.0f}{cpu_ms:>10.0f}{ratio:>10}{plan:>10}",
+            flush=True,
+        )
+    if args.save:
+        SPEED_FILE.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "ms_per_update": measured,
+            "device": str(device),
+            "preset": preset,
+            "precision": args.precision,
+        }
+        SPEED_FILE.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"saved: {SPEED_FILE}")
 
 
 if __name__ == "__main__":
