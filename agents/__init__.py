@@ -41,7 +41,9 @@ BALANCER_ALIASES = {"uw": "uncertainty"}
 
 AGENTS: dict[str, AgentEntry] = {
     "dreamerv2": AgentEntry("dreamerv2", None, "DreamerV2: discrete RSSM, KL balancing, fixed loss weights"),
-    "dreamerv3": AgentEntry("dreamerv3", None, "DreamerV3 (2023 paper): symlog, two-hot, free bits, fixed weights"),
+    "dreamerv3": AgentEntry(
+        "dreamerv3", None, "DreamerV3 (2023 paper): symlog, two-hot, free bits, fixed weights"
+    ),
     "dreamerpro": AgentEntry("dreamerpro", None, "DreamerPro: decoder-free prototypical representations"),
     "tdmpc": AgentEntry("tdmpc", None, "TD-MPC v1: latent model, TD value learning, MPPI planning"),
     "harmonydream": AgentEntry("dreamerv2", "harmony", "HarmonyDream: DreamerV2 + rectified harmonious loss"),

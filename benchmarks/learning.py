@@ -43,7 +43,9 @@ def main() -> None:
         wall = time.perf_counter() - start
         variant = f"{agent}-small"
         if args.sets:  # the run directory of an override set carries its hash: ask bench where it is
-            variant = next(p.name for p in (Path(args.results) / args.suite / args.task).glob(f"{agent}-small-*"))
+            variant = next(
+                p.name for p in (Path(args.results) / args.suite / args.task).glob(f"{agent}-small-*")
+            )
         run_dir = Path(args.results) / args.suite / args.task / variant / f"seed{args.seed}"
         evals = pd.read_parquet(run_dir / "eval.parquet") if (run_dir / "eval.parquet").exists() else None
         if evals is None or evals.empty:

@@ -12,10 +12,18 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "dmc": ("suites.dmc", "DMCSuite", "DeepMind Control from pixels (or state), action repeat 2"),
     "dmcr": ("suites.dmcr", "DMCRSuite", "DMC Remastered: per-episode visual randomisation of 7 factors"),
-    "metaworld": ("suites.metaworld", "MetaWorldSuite", "Meta-World v3 manipulation from pixels, success rate"),
+    "metaworld": (
+        "suites.metaworld",
+        "MetaWorldSuite",
+        "Meta-World v3 manipulation from pixels, success rate",
+    ),
     "atari100k": ("suites.atari", "Atari100kSuite", "Atari 100K: 26 games, 400K frames, human-normalised"),
     "rlbench": ("suites.rlbench", "RLBenchSuite", "RLBench reach_target/push_button (needs CoppeliaSim)"),
-    "gym": ("suites.gym", "GymSuite", "Cheap gymnasium state tasks (Pendulum-v1, CartPole-v1) for sanity checks"),
+    "gym": (
+        "suites.gym",
+        "GymSuite",
+        "Cheap gymnasium state tasks (Pendulum-v1, CartPole-v1) for sanity checks",
+    ),
 }
 
 
