@@ -76,7 +76,9 @@ class DMControlEnv(Env):
         return self._obs(time_step, reward, is_first=False, is_last=last, is_terminal=terminal)
 
     def render(self) -> np.ndarray:
-        return self.physics.render(height=self._size, width=self._size, camera_id=self._camera)
+        # dm_control hands back a flipped view (negative strides), which torch.as_tensor refuses
+        frame = self.physics.render(height=self._size, width=self._size, camera_id=self._camera)
+        return np.ascontiguousarray(frame)
 
     def _obs(self, time_step: Any, reward: float, **flags: bool) -> dict[str, Any]:
         obs: dict[str, Any] = {"reward": np.float32(reward), **flags}
