@@ -109,3 +109,28 @@ def make_results(
             for seed in range(seeds):
                 write_run(root, suite, task, agent, seed, skill=float(skill))
     return root
+
+
+def execute_figures_notebook(
+    results: Path, published: list[Path], out: Path, workdir: Path, monkeypatch
+) -> list:
+    """Run analysis/figures.ipynb with nbclient on these inputs; returns the executed cells."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("HB_RESULTS", str(results))
+    monkeypatch.setenv("HB_PUBLISHED", os.pathsep.join(map(str, published)))
+    monkeypatch.setenv("HB_OUT", str(out))
+    monkeypatch.setenv("HB_REPS", "200")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "analysis" / "figures.ipynb", as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    ).execute()
+    errors = [
+        o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert not errors, errors
+    return notebook.cells

@@ -4,15 +4,8 @@ The results directory here is synthetic but follows the results contract (see an
 made by `bench run --preset smoke` can be given the same way through HB_RESULTS.
 """
 
-import os
-from pathlib import Path
-
-import nbformat
 import pytest
-from analysis_data import PUBLISHED, make_results
-from nbclient import NotebookClient
-
-NOTEBOOK = Path(__file__).resolve().parents[1] / "analysis" / "figures.ipynb"
+from analysis_data import PUBLISHED, execute_figures_notebook, make_results
 
 
 def test_figures_notebook_runs_every_cell(tmp_path, monkeypatch):
@@ -20,32 +13,12 @@ def test_figures_notebook_runs_every_cell(tmp_path, monkeypatch):
     if not all(f.exists() for f in files):
         pytest.skip(f"{PUBLISHED} is absent (shared data exists for developers and CI only)")
     results = make_results(tmp_path / "results", tasks=("cheetah_run", "walker_run"), seeds=2)
-    monkeypatch.setenv("HB_RESULTS", str(results))
-    monkeypatch.setenv("HB_PUBLISHED", os.pathsep.join(map(str, files)))
-    monkeypatch.setenv("HB_OUT", str(tmp_path / "out"))
-    monkeypatch.setenv("HB_REPS", "200")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-
-    errors = [
-        o
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for o in cell.outputs
-        if o.output_type == "error"
-    ]
-    assert not errors
+    cells = execute_figures_notebook(results, files, tmp_path / "out", tmp_path, monkeypatch)
     assert (tmp_path / "out" / "results" / "report.html").exists()
     assert (tmp_path / "out" / "results" / "figures" / "dmc_loss_scales.png").exists()
     for name in ("sample_efficiency", "aggregates", "profiles"):
         assert (tmp_path / "out" / f"atari100k_paper_{name}.pdf").exists()
     shown = "".join(
-        str(o.get("data", {}).get("text/html", ""))
-        for cell in notebook.cells
-        for o in cell.get("outputs", [])
+        str(o.get("data", {}).get("text/html", "")) for cell in cells for o in cell.get("outputs", [])
     )
     assert "136.4 [" in shown and "67.1 [" in shown and "107.4 [" in shown and "41.6 [" in shown

@@ -1,15 +1,12 @@
 """The analysis path on real runs: `bench run --preset smoke` for two agents x two seeds, then `bench report`
 and analysis/figures.ipynb (nbclient) on that directory plus the published Atari100K files."""
 
-import os
 from pathlib import Path
 
-import nbformat
 import pytest
+from analysis_data import execute_figures_notebook
 from conftest import bench
-from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "analysis" / "figures.ipynb"
 AGENTS = "dreamerv3,harmonydream"
 
 
@@ -47,18 +44,6 @@ def test_bench_report_on_smoke_runs(smoke_results, tmp_path):
 
 
 def test_figures_notebook_on_smoke_runs_and_published(smoke_results, shared_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("HB_RESULTS", str(smoke_results))
-    monkeypatch.setenv("HB_PUBLISHED", os.pathsep.join(map(str, _published(shared_dir))))
-    monkeypatch.setenv("HB_OUT", str(tmp_path / "out"))
-    monkeypatch.setenv("HB_REPS", "200")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    errors = [
-        o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
-    ]
-    assert not errors
+    execute_figures_notebook(smoke_results, _published(shared_dir), tmp_path / "out", tmp_path, monkeypatch)
     assert (tmp_path / "out" / "results" / "report.html").exists()
     assert (tmp_path / "out" / "atari100k_paper_sample_efficiency.pdf").exists()
