@@ -82,6 +82,12 @@ def default_config(name: str, preset: str, suite: str) -> dict[str, Any]:
     return config
 
 
+def check_config(name: str, config: dict[str, Any]) -> None:
+    """ValueError (one line) on a bad agent section, checked by the backbone that owns it."""
+    entry = resolve(name)
+    _module(entry.backbone).check_config(entry.backbone, config)
+
+
 def make(name: str, obs_space: Any, act_space: Any, config: dict[str, Any], device: Any) -> Any:
     entry = resolve(name)
     return _module(entry.backbone).make(entry.backbone, obs_space, act_space, config, device)

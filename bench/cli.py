@@ -92,10 +92,7 @@ def _resolve_all(specs: list[RunSpec]) -> dict[RunSpec, dict[str, Any]]:
             checked.add(key)
             try:
                 suites.get(spec.suite).check_config(spec.task, config["env"])
-                entry = agents.resolve(spec.agent)
-                module = agents._module(entry.backbone)
-                if hasattr(module, "check_config"):
-                    module.check_config(entry.backbone, config["agent"])
+                agents.check_config(spec.agent, config["agent"])
             except ValueError as error:
                 raise cfg.ConfigError(str(error).splitlines()[0]) from None
             if config["run"]["steps"] <= 0 or config["run"]["eval_every"] <= 0:

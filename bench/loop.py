@@ -11,10 +11,11 @@ stays strictly increasing in step with no duplicates, and the run ends exactly a
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -208,8 +209,6 @@ class Run:
 
 
 def _to_bytes(obj: Any) -> bytes:
-    import io
-
     handle = io.BytesIO()
     torch.save(obj, handle)
     return handle.getvalue()
@@ -262,7 +261,7 @@ def _tensors(tree: Any, prefix: str = "") -> Any:
 def train(run_dir: str | Path, on_preempt: Any = None) -> str:
     """Train (or resume) the run in ``run_dir``; returns the final state: done, failed or preempted."""
     run_dir = Path(run_dir)
-    store.update_status(run_dir, state="running", pid=_pid(), host=socket.gethostname(), error=None)
+    store.update_status(run_dir, state="running", pid=os.getpid(), host=socket.gethostname(), error=None)
     run = None
     try:
         run = Run(run_dir)
@@ -283,12 +282,6 @@ def train(run_dir: str | Path, on_preempt: Any = None) -> str:
             run.env.close()
             if run.eval_env is not None:
                 run.eval_env.close()
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def _train_loop(run: Run, stop: _StopFlag) -> str:
@@ -426,7 +419,6 @@ def _replay_step(obs: dict[str, Any], action: np.ndarray, keys: list[str]) -> di
 def _tensorboard(run: Run) -> Any:
     if not run.config["log"]["tensorboard"]:
         return None
-    with contextlib.redirect_stderr(sys.stderr):
-        from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(run.dir / "tb"), purge_step=run.frames if run.resumed else None)
