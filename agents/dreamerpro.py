@@ -165,7 +165,7 @@ class ProtoWorldModel(dreamer.WorldModel):
         )
         losses["obs"] = sum(cfg["obs_terms"][name] * terms[name] for name in PROTO_TERMS)
         metrics.update({f"loss/{name}": value.detach() for name, value in terms.items()})
-        metrics["prototypes_frozen"] = torch.tensor(float(frozen))
+        metrics["prototypes_frozen"] = torch.tensor(float(frozen), device=ema_proj.device)
         return post, losses, metrics
 
     @torch.no_grad()
