@@ -136,7 +136,9 @@ def main() -> None:
         config = agents.default_config(row.agent, preset, row.suite)["agent"]
         ms, cpu_ms, plan_ms = time_row(row, preset, args.warmup, repeats, device, args.precision)
         measured.setdefault(row.agent, ms)  # nashmtl: the first row, at its default update_every 1
-        times[row.label] = cpu_ms  # overhead ratios from CPU time: robust to other load on the machine
+        # overhead ratios from CPU time on a CPU (robust to other load on a shared machine); on a GPU the
+        # host mostly waits, so wall time is the cost
+        times[row.label] = cpu_ms if device.type == "cpu" else ms
         ratio = f"{cpu_ms / times[row.baseline]:.2f}x" if row.baseline in times else ""
         length = config.get("batch_length", config.get("horizon", 0) + 1)  # TD-MPC: horizon + 1 steps
         shape = f"{config['batch_size']}x{length}"
