@@ -88,6 +88,13 @@ def check_config(name: str, config: dict[str, Any]) -> None:
     _module(entry.backbone).check_config(entry.backbone, config)
 
 
+def check_observations(name: str, keys: list[str], config: dict[str, Any]) -> None:
+    """ValueError (one line) when the agent cannot read an env with these observation keys; lets the CLI
+    refuse e.g. DreamerPro on a state-only suite before anything is built or written."""
+    entry = resolve(name)
+    _module(entry.backbone).check_observations(entry.backbone, keys, config)
+
+
 def make(name: str, obs_space: Any, act_space: Any, config: dict[str, Any], device: Any) -> Any:
     entry = resolve(name)
     return _module(entry.backbone).make(entry.backbone, obs_space, act_space, config, device)

@@ -446,13 +446,20 @@ def _adam(params: Any, cfg: dict[str, Any], name: str) -> torch.optim.Optimizer:
     )
 
 
+def check_observations(backbone: str, keys: list[str], config: dict[str, Any]) -> None:
+    """ValueError (one line) when an env with these observation keys gives the agent nothing to read."""
+    if not any(k in keys for k in ("image", "state")):
+        raise ValueError(
+            f"observation keys {sorted(keys)} are invalid for {backbone}; valid: image and/or state"
+        )
+
+
 def make(
     backbone: str, obs_space: gym.spaces.Dict, act_space: gym.Space, config: dict[str, Any], device: Any
 ) -> Dreamer:
     """Build a DreamerV2/V3 agent; ValueError on a bad config or unsupported spaces."""
     check_config(backbone, config)
-    if not any(k in obs_space.spaces for k in ("image", "state")):
-        raise ValueError(f"obs_space keys {sorted(obs_space.spaces)} are invalid; valid: image and/or state")
+    check_observations(backbone, list(obs_space.spaces), config)
     if "image" in obs_space.spaces:
         height, width, _ = obs_space["image"].shape
         valid = height == width and (

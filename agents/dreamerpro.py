@@ -202,6 +202,14 @@ class DreamerPro(dreamer.Dreamer):
         return metrics
 
 
+def check_observations(backbone: str, keys: list[str], config: dict[str, Any]) -> None:
+    """DreamerPro learns from images only (its representation is built on augmented views)."""
+    if "image" not in keys:
+        raise ValueError(
+            f"observation keys {sorted(keys)} are invalid for dreamerpro; valid: image (try env.obs=image)"
+        )
+
+
 def make(
     backbone: str, obs_space: gym.spaces.Dict, act_space: gym.Space, config: dict[str, Any], device: Any
 ) -> DreamerPro:
@@ -209,10 +217,7 @@ def make(
     if backbone != "dreamerpro":
         raise ValueError(f"backbone={backbone!r} is invalid; valid choices: dreamerpro")
     check_config(backbone, config)
-    if "image" not in obs_space.spaces:
-        raise ValueError(
-            f"obs_space keys {sorted(obs_space.spaces)} are invalid; valid: an image key (DreamerPro)"
-        )
+    check_observations(backbone, list(obs_space.spaces), config)
     shape = tuple(obs_space["image"].shape)
     if config["cnn"] == "dv2" and shape[:2] != (64, 64):
         raise ValueError(f"image size {shape[0]}x{shape[1]} is invalid for cnn='dv2'; valid: 64x64")

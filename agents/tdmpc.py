@@ -549,6 +549,14 @@ class TDMPC:
         self.step, self.updates = int(state["step"]), int(state["updates"])
 
 
+def check_observations(backbone: str, keys: list[str], config: dict[str, Any]) -> None:
+    """TD-MPC encodes one observation, agent.obs_key; the env must provide it."""
+    if config["obs_key"] not in keys:
+        raise ValueError(
+            f"agent.obs_key={config['obs_key']!r} is invalid for this env; valid: {', '.join(keys)}"
+        )
+
+
 def make(
     backbone: str,
     obs_space: gym.spaces.Dict,
@@ -561,8 +569,5 @@ def make(
     check_config(backbone, config)
     if not isinstance(act_space, gym.spaces.Box):
         raise ValueError(f"action space {act_space} is invalid for tdmpc; valid: continuous Box actions")
-    if config["obs_key"] not in obs_space.spaces:
-        raise ValueError(
-            f"agent.obs_key={config['obs_key']!r} is invalid for this env; valid: {', '.join(obs_space.spaces)}"
-        )
+    check_observations(backbone, list(obs_space.spaces), config)
     return TDMPC(obs_space, act_space, config, device)

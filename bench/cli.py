@@ -93,6 +93,7 @@ def _resolve_all(specs: list[RunSpec]) -> dict[RunSpec, dict[str, Any]]:
             try:
                 suites.get(spec.suite).check_config(spec.task, config["env"])
                 agents.check_config(spec.agent, config["agent"])
+                agents.check_observations(spec.agent, suites.observation_keys(config["env"]), config["agent"])
             except ValueError as error:
                 raise cfg.ConfigError(str(error).splitlines()[0]) from None
             if config["run"]["steps"] <= 0 or config["run"]["eval_every"] <= 0:

@@ -42,5 +42,14 @@ def get(name: str) -> Suite:
     return getattr(importlib.import_module(module), cls)()
 
 
+# env.obs, which every suite's env section has, -> the observation keys its envs provide
+OBSERVATION_KEYS = {"image": ["image"], "state": ["state"], "both": ["image", "state"]}
+
+
+def observation_keys(env_config: dict[str, Any]) -> list[str]:
+    """The observation keys an env built from this (already checked) env section provides."""
+    return OBSERVATION_KEYS[env_config["obs"]]
+
+
 def make(name: str, task: str, seed: int, env_config: dict[str, Any], mode: str = "train") -> Env:
     return get(name).make(task, seed, env_config, mode)

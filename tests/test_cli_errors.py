@@ -26,6 +26,14 @@ def _snapshot(path):
         ([*RUN, "--seeds", "0"], "--seeds 0"),
         ([*RUN, "--executor", "cloud"], "invalid choice: 'cloud'"),
         (["list", "tasks", "nosuch"], "unknown suite 'nosuch'"),
+        (
+            ["run", "--suite", "gym", "--agents", "all"],
+            "observation keys ['state'] are invalid for dreamerpro",
+        ),
+        (
+            [*RUN[:6], "tdmpc", "--set", "agent.obs_key=image"],
+            "agent.obs_key='image' is invalid for this env",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, needle):
