@@ -139,7 +139,7 @@ def main() -> None:
         # overhead ratios from CPU time on a CPU (robust to other load on a shared machine); on a GPU the
         # host mostly waits, so wall time is the cost
         times[row.label] = cpu_ms if device.type == "cpu" else ms
-        ratio = f"{cpu_ms / times[row.baseline]:.2f}x" if row.baseline in times else ""
+        ratio = f"{times[row.label] / times[row.baseline]:.2f}x" if row.baseline in times else ""
         length = config.get("batch_length", config.get("horizon", 0) + 1)  # TD-MPC: horizon + 1 steps
         shape = f"{config['batch_size']}x{length}"
         plan = "" if plan_ms != plan_ms else f"{plan_ms:.0f}"
