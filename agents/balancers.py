@@ -31,6 +31,9 @@ def default_config(weights: dict[str, float]) -> dict[str, Any]:
         "harmonize": ["obs", "reward", "dyn"],
         # HD: the s parameters sit inside the world-model grad-norm clipping (faithful default)
         "clip_with_model": True,
+        # HD: the s parameters train in the world-model optimizer at its lr (None). Adam moves s by about lr
+        # per update, so a run of a few thousand updates needs a larger lr for sigma to settle.
+        "lr": None,
         # Liu et al. 2019 / NASH weight_methods.py: temperature 2, iteration window 25 (FIFO of 2x25)
         "dwa_temperature": 2.0,
         "dwa_window": 25,
@@ -291,6 +294,8 @@ def validate(groups: Sequence[str], config: dict[str, Any]) -> str:
             )
         for group in harmonize:
             _check_choice("harmonize", group, groups)
+    if config.get("lr") is not None:
+        _check_positive("lr", config["lr"])
     _check_positive("dwa_temperature", config.get("dwa_temperature", 2.0))
     _check_positive("dwa_window", config.get("dwa_window", 25), int)
     _check_positive("nash_update_every", config.get("nash_update_every", 1), int)
@@ -301,6 +306,14 @@ def validate(groups: Sequence[str], config: dict[str, Any]) -> str:
         )
     _check_positive("nash_iters", config.get("nash_iters", 20), int)
     return name
+
+
+def param_groups(balancer: Balancer, config: dict[str, Any], model_lr: float) -> list[dict[str, Any]]:
+    """The optimizer param group of the balancer's own parameters (none for fixed, DWA, Nash-MTL), at
+    ``config["lr"]`` or else the world model's lr."""
+    params = list(balancer.parameters())
+    lr = config.get("lr")
+    return [{"params": params, "lr": model_lr if lr is None else float(lr)}] if params else []
 
 
 def make(groups: Sequence[str], config: dict[str, Any]) -> Balancer:

@@ -302,8 +302,8 @@ class Dreamer:
             self.device
         )
         self.clip_with_model = bool(cfg["balancer"].get("clip_with_model", True))
-        model_params = list(self.wm.parameters()) + list(self.balancer.parameters())
-        self.model_opt = _adam(model_params, cfg, "model")
+        balancer_group = balancers.param_groups(self.balancer, cfg["balancer"], cfg["model_lr"])
+        self.model_opt = _adam([{"params": list(self.wm.parameters())}, *balancer_group], cfg, "model")
         self.actor_opt = _adam(self.ac.actor.parameters(), cfg, "actor")
         self.critic_opt = _adam(self.ac.critic.parameters(), cfg, "critic")
         self.dtype = _DTYPES[cfg["precision"]]

@@ -442,7 +442,8 @@ class TDMPC:
             list(self.balancer.parameters()) if config["balancer"]["clip_with_model"] else []
         )
         # TDMPC: one Adam for the model (balancer parameters join it), one for the policy, same lr
-        self.optimizer = torch.optim.Adam([*self.model_params, *self.balancer.parameters()], lr=config["lr"])
+        balancer_group = balancers.param_groups(self.balancer, config["balancer"], config["lr"])
+        self.optimizer = torch.optim.Adam([{"params": self.model_params}, *balancer_group], lr=config["lr"])
         self.pi_optimizer = torch.optim.Adam(self.model.pi_net.parameters(), lr=config["lr"])
         self.step = 0  # agent steps acted in train mode: drives the horizon and std schedules
         self.updates = 0

@@ -52,6 +52,8 @@ def test_fixed_gradient_flows_to_losses():
         {"dwa_temperature": -1.0},
         {"nash_update_every": 1.5},
         {"nash_iters": 0},
+        {"lr": 0.0},
+        {"lr": "fast"},
     ],
 )
 def test_bad_config_is_one_line_value_error(override):

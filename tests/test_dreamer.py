@@ -199,6 +199,32 @@ def test_every_balancer_trains_with_the_backbone(name):
         assert all(id(p) in in_opt for p in agent.balancer.parameters())
 
 
+@pytest.mark.parametrize("name", ["dreamerv2+harmony", "dreamerv2+uncertainty"])
+@pytest.mark.parametrize("balancer_lr", [None, 1e-2])
+def test_learned_balancer_weights_step_at_their_own_lr(name, balancer_lr):
+    """Adam's first step moves every parameter by about its lr: the sigma scalars by the balancer lr when
+    one is set, else by the world model's (HD's own optimizer)."""
+    torch.manual_seed(0)
+    config = agents.default_config(name, "smoke", "gym")["agent"]
+    config["balancer"]["lr"] = balancer_lr
+    agent = agents.make(
+        name,
+        gym.spaces.Dict({"state": STATE}),
+        gym.spaces.Box(-1, 1, (2,), np.float32),
+        config,
+        torch.device("cpu"),
+    )
+    before = [p.detach().clone() for p in agent.balancer.parameters()]
+    agent.train(random_batch(agent))
+    params = list(agent.balancer.parameters())
+    moved = [abs((p.detach() - b).item()) for p, b in zip(params, before)]
+    # a loss at UW's optimum (L = 1, e.g. the KL held at 1 free nat) gives its scalar no gradient
+    pushed = [m for p, m in zip(params, moved) if p.grad is not None and p.grad.abs().item() > 1e-6]
+    expected = config["model_lr"] if balancer_lr is None else balancer_lr
+    assert len(params) == 3 and len(pushed) >= 2, moved
+    assert all(m == pytest.approx(expected, rel=0.05) for m in pushed), moved
+
+
 def test_world_model_fits_a_fixed_batch():
     torch.manual_seed(0)
     agent = make_agent("dreamerv3", ("state",), model_lr=1e-3)
