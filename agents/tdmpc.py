@@ -4,9 +4,10 @@ consistency, reward and TD-value losses, acting by MPPI planning over the model 
 Facts from nicklashansen/tdmpc (TDMPC below): cfgs/default.yaml, cfgs/pixels.yaml, src/algorithm/tdmpc.py,
 src/algorithm/helper.py. Deviations from the reference, each on purpose:
 - replay is the harness's uniform sequence replay; TDMPC uses prioritized replay (alpha 0.6, beta 0.4);
-- one 64x64 frame instead of a stack of three 84x84 frames (the harness stores single frames; a stack
-  rebuilt from replay sequences would cost a batch of T+2 frames per sample and a policy-side frame buffer);
-  the CNN keeps TDMPC's kernels 7/5/3/3 with stride 2 and a shift augmentation of int(size / 21) pixels;
+- 64x64 frames instead of 84x84 (the harness renders 64x64); the stack of three (TDMPC's FrameStack wrapper)
+  is rebuilt here, from replayed sequences k - 1 steps longer and from a frame buffer in the policy state,
+  because the harness stores single frames; the CNN keeps TDMPC's kernels 7/5/3/3 with stride 2 and a
+  shift augmentation of int(size / 21) pixels;
 - sequences may cross episode boundaries: losses are masked from the first ``is_first`` inside a sequence
   on, and ``is_terminal`` stops bootstrapping (TDMPC's DMC episodes never terminate);
 - the planner runs a batch of environments at once, warm-starts across a growing horizon, and clips the
@@ -44,6 +45,7 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
         "mlp_dim": 512,
         "cnn_channels": 32,
         "aug_pad": 3,  # TDMPC helper.py RandomShiftsAug: pad int(img_size / 21) -> 3 at 64x64 (4 at 84)
+        "frame_stack": 3 if pixels else 1,  # TDMPC pixels.yaml frame_stack 3; states are not stacked
         # TDMPC default.yaml: horizon 5, rho 0.5, discount 0.99, tau 0.01, update_freq 2, grad_clip_norm 10
         "horizon": 5,
         "rho": 0.5,
@@ -86,9 +88,14 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
         agent.update(plan_iterations=2, plan_samples=16, plan_elites=4, plan_policy_fraction=0.25)
         agent.update(schedule_steps=100)
         run.update(prefill=50, replay_capacity=2000)
-    # one update per agent step (TDMPC train.py): the harness replays batch x (horizon + 1) steps per update
-    run["train_ratio"] = float(agent["batch_size"] * (agent["horizon"] + 1))
+    # one update per agent step (TDMPC train.py): the harness replays batch x sequence_length steps per update
+    run["train_ratio"] = float(agent["batch_size"] * sequence_length(agent))
     return {"agent": agent, "run": run}
+
+
+def sequence_length(config: dict[str, Any]) -> int:
+    """Replayed steps per sample: horizon + 1 for the losses, plus k - 1 earlier ones to stack the first."""
+    return config["horizon"] + config["frame_stack"]
 
 
 def _balancer_config() -> dict[str, Any]:
@@ -128,6 +135,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "mlp_dim": (_positive_int, "a positive int"),
     "cnn_channels": (_positive_int, "a positive int"),
     "aug_pad": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "frame_stack": (_positive_int, "a positive int"),
     "horizon": (_positive_int, "a positive int"),
     "rho": (_unit, "a number in (0, 1]"),
     "discount": (_unit, "a number in (0, 1]"),
@@ -204,7 +212,8 @@ def _q_net(inp: int, hidden: int) -> nn.Sequential:  # TDMPC helper.py q(): Laye
 
 
 class PixelEncoder(nn.Module):
-    """TDMPC's CNN (kernels 7/5/3/3, stride 2, ReLU) on one uint8 (..., H, W, C) frame, scaled to [0, 1]."""
+    """TDMPC's CNN (kernels 7/5/3/3, stride 2, ReLU) on uint8 (..., H, W, C) images (C: the stacked frames'
+    channels), scaled to [0, 1]."""
 
     def __init__(self, shape: Sequence[int], channels: int, latent: int):
         super().__init__()
@@ -278,6 +287,24 @@ def _orthogonal_init(module: nn.Module) -> None:  # TDMPC helper.py orthogonal_i
     elif isinstance(module, nn.Conv2d):
         nn.init.orthogonal_(module.weight, nn.init.calculate_gain("relu"))
         nn.init.zeros_(module.bias)
+
+
+def stack_frames(frames: torch.Tensor, is_first: torch.Tensor, k: int) -> torch.Tensor:
+    """Time-major observations (L, B, ..., C) -> stacks of the last k (L - k + 1, B, ..., k * C), oldest
+    first along the last axis (TDMPC FrameStack: np.concatenate over the deque). Inside a stack, the
+    steps before an episode start repeat its first observation, as the wrapper fills its deque on reset."""
+    if k == 1:
+        return frames
+    length = frames.shape[0]
+    steps = torch.arange(length, device=frames.device)[:, None].expand(is_first.shape)
+    # start[t]: the latest episode start at or before t in the sequence (-1: none seen)
+    start = torch.where(is_first.bool(), steps, torch.full_like(steps, -1)).cummax(dim=0).values
+    ends = torch.arange(k - 1, length, device=frames.device)  # the newest step of each stack
+    offsets = torch.arange(-(k - 1), 1, device=frames.device)  # oldest first
+    index = torch.maximum(ends[:, None, None] + offsets[None, :, None], start[ends][:, None, :])
+    batch = torch.arange(frames.shape[1], device=frames.device)[None, None, :]
+    stacked = frames[index, batch]  # (L - k + 1, k, B, ..., C)
+    return stacked.movedim(1, -2).flatten(-2)
 
 
 def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -430,9 +457,11 @@ class TDMPC:
         self.device = torch.device(device)
         self.obs_key = config["obs_key"]
         self.batch_size = config["batch_size"]
-        self.batch_length = config["horizon"] + 1
+        self.stack = config["frame_stack"]
+        self.batch_length = sequence_length(config)
         self.act_dim = int(act_space.shape[0])
-        self.model = TOLD(obs_space[self.obs_key].shape, self.act_dim, config).to(self.device)
+        *lead, channels = obs_space[self.obs_key].shape
+        self.model = TOLD((*lead, channels * self.stack), self.act_dim, config).to(self.device)
         self.target = copy.deepcopy(self.model).requires_grad_(False)
         self.balancer = balancers.make(GROUPS, config["balancer"]).to(self.device)
         pi_params = set(self.model.pi_net.parameters())
@@ -459,43 +488,46 @@ class TDMPC:
         c = self.config
         return linear_schedule(c["std_start"], c["min_std"], c["schedule_steps"], self.step)
 
-    @torch.no_grad()
-    def plan(
-        self, obs: dict[str, np.ndarray], warm_mean: torch.Tensor | None = None, explore: bool = False
-    ) -> tuple[np.ndarray, torch.Tensor]:
-        """One planning call for a batch of observations at the current schedules (public for benchmarks)."""
-        x = torch.as_tensor(np.ascontiguousarray(obs[self.obs_key]), device=self.device)
-        z = self.model.h(x if self.obs_key == "image" else x.float())
-        action, mean = plan_actions(
-            self.model, z, warm_mean, self.horizon(), self.std_floor(), explore, self.config
-        )
-        return action.float().cpu().numpy(), mean
-
     def policy(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:
+        """One planning call for a batch of environments at the current schedules. The state carries the
+        last plan's mean (warm start) and the last k observations (the frame stack)."""
         if mode not in ("train", "eval"):
             raise ValueError(f"mode={mode!r} is invalid; valid choices: train, eval")
-        warm = None if state is None else state["mean"]
-        if warm is not None and "is_first" in obs:
-            first = torch.as_tensor(np.ascontiguousarray(obs["is_first"]), device=self.device).bool()
-            warm = torch.where(first[:, None, None], torch.zeros_like(warm), warm)
-        action, mean = self.plan(obs, warm, explore=mode == "train")
+        x = torch.as_tensor(np.ascontiguousarray(obs[self.obs_key]), device=self.device)
+        x = x if self.obs_key == "image" else x.float()
+        fresh = x[:, None].expand(x.shape[0], self.stack, *x.shape[1:])  # a reset fills the stack with x
+        if state is None:
+            warm, frames = None, fresh.clone()
+        else:
+            warm, frames = state["mean"], torch.cat([state["frames"][:, 1:], x[:, None]], dim=1)
+            if "is_first" in obs:
+                first = torch.as_tensor(np.ascontiguousarray(obs["is_first"]), device=self.device).bool()
+                warm = torch.where(first[:, None, None], torch.zeros_like(warm), warm)
+                frames = torch.where(first.reshape(-1, *[1] * (frames.ndim - 1)), fresh, frames)
+        with torch.no_grad():
+            z = self.model.h(frames.movedim(1, -2).flatten(-2))
+            action, mean = plan_actions(
+                self.model, z, warm, self.horizon(), self.std_floor(), mode == "train", self.config
+            )
         if mode == "train":
             self.step += action.shape[0]
-        return action, {"mean": mean}
+        return action.float().cpu().numpy(), {"mean": mean, "frames": frames}
 
     # --- learning
     def _tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         def time_major(x: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(x), device=self.device).transpose(0, 1)
 
-        obs = time_major(batch[self.obs_key])
+        is_first = time_major(batch["is_first"])
+        obs = stack_frames(time_major(batch[self.obs_key]), is_first, self.stack)
         obs = random_shift(obs, self.config["aug_pad"]) if self.obs_key == "image" else obs.float()
+        skip = self.stack - 1  # the earlier steps only fill the first stack
         return {
             "obs": obs,
-            "action": time_major(batch["action"]).float(),
-            "reward": time_major(batch["reward"]).float(),
-            "is_first": time_major(batch["is_first"]),
-            "is_terminal": time_major(batch["is_terminal"]),
+            "action": time_major(batch["action"])[skip:].float(),
+            "reward": time_major(batch["reward"])[skip:].float(),
+            "is_first": is_first[skip:],
+            "is_terminal": time_major(batch["is_terminal"])[skip:],
         }
 
     def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:

@@ -90,12 +90,12 @@ def time_row(
         (time.process_time() - cpu) / repeats * 1000,
     )
     plan_ms = float("nan")
-    if hasattr(agent, "plan"):
+    if row.agent == "tdmpc":  # the policy plans: one call per env step
         obs = {"image": batches[0]["image"][:1, 0]}
-        agent.plan(obs)
+        agent.policy(obs, None, "eval")
         start = time.perf_counter()
         for _ in range(repeats):
-            agent.plan(obs)  # returns numpy actions: the planning call has finished
+            agent.policy(obs, None, "eval")  # returns numpy actions: the planning call has finished
         plan_ms = (time.perf_counter() - start) / repeats * 1000
     return wall, cpu_ms, plan_ms
 
@@ -140,7 +140,8 @@ def main() -> None:
         # host mostly waits, so wall time is the cost
         times[row.label] = cpu_ms if device.type == "cpu" else ms
         ratio = f"{times[row.label] / times[row.baseline]:.2f}x" if row.baseline in times else ""
-        length = config.get("batch_length", config.get("horizon", 0) + 1)  # TD-MPC: horizon + 1 steps
+        # TD-MPC: horizon + 1 steps for the losses and k - 1 before them for the first frame stack
+        length = config.get("batch_length", config.get("horizon", 0) + config.get("frame_stack", 1))
         shape = f"{config['batch_size']}x{length}"
         plan = "" if plan_ms != plan_ms else f"{plan_ms:.0f}"
         print(

@@ -67,7 +67,9 @@ def test_default_configs_are_valid_json_with_one_update_per_step(preset, suite):
     tdmpc.check_config("tdmpc", config["agent"])
     assert json.loads(json.dumps(config)) == config
     agent = config["agent"]
-    assert config["run"]["train_ratio"] == agent["batch_size"] * (agent["horizon"] + 1)
+    # each sample replays horizon + 1 steps for the losses and k - 1 before them to stack the first
+    assert agent["frame_stack"] == (1 if suite == "gym" else 3)
+    assert config["run"]["train_ratio"] == agent["batch_size"] * (agent["horizon"] + agent["frame_stack"])
     assert set(config["run"]) == {"train_ratio", "prefill", "replay_capacity"}
     assert agent["balancer"]["weights"] == {"consistency": 2.0, "reward": 0.5, "value": 0.1}
     assert agent["obs_key"] == ("state" if suite == "gym" else "image")
@@ -103,6 +105,7 @@ BAD_VALUES = [
     ("plan_momentum", -0.1),
     ("min_std", 0.9),  # above std_start
     ("aug_pad", -1),
+    ("frame_stack", 0),
     ("schedule_steps", 1.5),
     ("grad_clip", 0),
     ("balancer", "fixed"),
@@ -242,6 +245,34 @@ def test_random_shift_is_a_replicate_padded_crop_per_frame():
         used.add(crops[0])
     assert len(used) > 3  # shifts are drawn per frame
     assert torch.equal(tdmpc.random_shift(images, 0), images)
+
+
+def test_stack_frames_takes_the_last_k_oldest_first_and_repeats_an_episode_start():
+    # one scalar "frame" per step whose value is its step index, 2 channels (value, 10 * value)
+    frames = torch.arange(6.0)[:, None, None].expand(6, 2, 1) * torch.tensor([1.0, 10.0])
+    is_first = torch.zeros(6, 2, dtype=torch.bool)
+    is_first[3, 1] = True  # sequence 1: a new episode starts at step 3
+    stacked = tdmpc.stack_frames(frames, is_first, 3)
+    assert stacked.shape == (4, 2, 6)
+    assert stacked[:, 0, ::2].tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 4], [3, 4, 5]]
+    assert stacked[:, 1, ::2].tolist() == [[0, 1, 2], [3, 3, 3], [3, 3, 4], [3, 4, 5]]
+    assert torch.equal(stacked[..., 1::2], 10 * stacked[..., ::2])  # channels stay with their frame
+    assert torch.equal(tdmpc.stack_frames(frames, is_first, 1), frames)
+
+
+def test_policy_stacks_frames_and_refills_the_stack_on_reset():
+    torch.manual_seed(0)
+    agent = make_agent("dmc")
+    batch = random_batch(agent)
+    assert agent.batch_length == agent.config["horizon"] + 3
+    obs = [{**first_obs(batch, 2), "image": batch["image"][:2, t]} for t in range(3)]
+    _, state = agent.policy(obs[0], None, "eval")
+    assert all(torch.equal(state["frames"][:, i], torch.as_tensor(obs[0]["image"])) for i in range(3))
+    _, state = agent.policy({**obs[1], "is_first": np.array([False, False])}, state, "eval")
+    _, state = agent.policy({**obs[2], "is_first": np.array([False, True])}, state, "eval")
+    frames = state["frames"]
+    assert [torch.equal(frames[0, i], torch.as_tensor(obs[i]["image"][0])) for i in range(3)] == [True] * 3
+    assert all(torch.equal(frames[1, i], torch.as_tensor(obs[2]["image"][1])) for i in range(3))
 
 
 # ------------------------------------------------------------------------------------------- losses
