@@ -11,7 +11,9 @@ src/algorithm/helper.py. Deviations from the reference, each on purpose:
 - sequences may cross episode boundaries: losses are masked from the first ``is_first`` inside a sequence
   on, and ``is_terminal`` stops bootstrapping (TDMPC's DMC episodes never terminate);
 - the planner runs a batch of environments at once, warm-starts across a growing horizon, and clips the
-  executed action to [-1, 1] (TDMPC leaves clipping to the env).
+  executed action to [-1, 1] (TDMPC leaves clipping to the env);
+- the horizon and std schedules count the steps the agent itself acted, so they begin after the harness's
+  random prefill (TDMPC counts its seed steps too: its schedules are 5K of 25K steps along at the start).
 """
 
 from __future__ import annotations
