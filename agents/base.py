@@ -22,6 +22,10 @@ import numpy as np
 class Agent(Protocol):
     batch_size: int  # sequences per update
     batch_length: int  # steps per sequence
+    # Optional (TD-MPC): (alpha, beta) asks the loop for prioritized replay. Batches then also hold
+    # ``weight`` (B,) importance weights for the losses, and after each ``train`` the agent's
+    # ``priorities`` (B,) numpy array holds the new priority of each sampled sequence.
+    prioritized: tuple[float, float] | None
 
     def policy(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:
         """Actions for a batch of observations (leading dim N). ``mode``: "train" (explore) or "eval".

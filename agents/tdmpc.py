@@ -3,7 +3,8 @@ consistency, reward and TD-value losses, acting by MPPI planning over the model 
 
 Facts from nicklashansen/tdmpc (TDMPC below): cfgs/default.yaml, cfgs/pixels.yaml, src/algorithm/tdmpc.py,
 src/algorithm/helper.py. Deviations from the reference, each on purpose:
-- replay is the harness's uniform sequence replay; TDMPC uses prioritized replay (alpha 0.6, beta 0.4);
+- prioritized replay as TDMPC's (alpha 0.6, beta 0.4, priority = rho-discounted |TD error| of both Qs),
+  over the harness's one stream of steps, drawing starts with replacement (TDMPC: without, once full);
 - 64x64 frames instead of 84x84 (the harness renders 64x64); the stack of three (TDMPC's FrameStack wrapper)
   is rebuilt here, from replayed sequences k - 1 steps longer and from a frame buffer in the policy state,
   because the harness stores single frames; the CNN keeps TDMPC's kernels 7/5/3/3 with stride 2 and a
@@ -56,10 +57,13 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
         "target_every": 2,
         "grad_clip": 10.0,
         "loss_clamp": 1e4,  # TDMPC tdmpc.py: each sample's loss clamped at 1e4
-        # TDMPC default.yaml: batch 512, lr 1e-3 (state); pixels.yaml: batch 256, lr 3e-4.
-        # Replay is uniform here: TDMPC's prioritized replay (alpha 0.6, beta 0.4) is not in the harness.
+        # TDMPC default.yaml: batch 512, lr 1e-3 (state); pixels.yaml: batch 256, lr 3e-4
         "batch_size": 256 if pixels else 512,
         "lr": 3e-4 if pixels else 1e-3,
+        # TDMPC default.yaml: per_alpha 0.6, per_beta 0.4 (prioritized replay is always on there)
+        "per": True,
+        "per_alpha": 0.6,
+        "per_beta": 0.4,
         # TDMPC default.yaml planning: iterations 6, num_samples 512, num_elites 64, mixture_coef 0.05
         # (25 policy trajectories), temperature 0.5, momentum 0.1, min_std 0.05; tdmpc.py: initial std 2
         "plan_iterations": 6,
@@ -147,6 +151,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "loss_clamp": (_positive, "a positive number"),
     "batch_size": (_positive_int, "a positive int"),
     "lr": (_positive, "a positive number"),
+    "per": (lambda v: isinstance(v, bool), "true, false"),
+    "per_alpha": (lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    "per_beta": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "plan_iterations": (_positive_int, "a positive int"),
     "plan_samples": (_positive_int, "a positive int"),
     "plan_elites": (_positive_int, "a positive int"),
@@ -328,13 +335,15 @@ def random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
 def told_losses(
     model: TOLD, target: TOLD, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
     is_first: torch.Tensor, is_terminal: torch.Tensor, config: dict[str, Any],
-) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], torch.Tensor]:  # fmt: skip
+    weight: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:  # fmt: skip
     """Raw TOLD losses over one batch of time-major sequences (T, B, ...), T = horizon + 1.
 
     Transition t -> t+1 uses action[t+1] and reward[t+1]. Each group is a rho^t-discounted sum over the
     horizon of a per-sample loss, masked from the first episode boundary inside the sequence on, clamped
-    per sample (TDMPC: 1e4) and averaged over the batch. Returns (losses, detached latents z_0..z_H for
-    the policy, mask of valid latents (H+1, B)).
+    per sample (TDMPC: 1e4) and averaged over the batch, weighted by the replay's importance ``weight``
+    (B,) if given. Returns (losses, detached latents z_0..z_H for the policy, mask of valid latents
+    (H+1, B), each sample's new replay priority (B,): the rho-discounted |TD error| of both Qs).
     """
     horizon = obs.shape[0] - 1
     # valid[t]: transitions 0..t stay inside the episode of step 0
@@ -348,23 +357,25 @@ def told_losses(
         td_target = reward[1:] + config["discount"] * bootstrap * next_q
     z = model.h(obs[0])
     latents = [z.detach()]
-    consistency = reward_loss = value = 0.0
+    consistency = reward_loss = value = priority = 0.0
     for t in range(horizon):
         q1, q2 = model.Q(z, action[t + 1])
         z, reward_pred = model.next(z, action[t + 1])
         latents.append(z.detach())
-        weight = config["rho"] ** t * valid[t]
-        consistency = consistency + weight * (z - next_z_target[t]).pow(2).mean(-1)
-        reward_loss = reward_loss + weight * (reward_pred - reward[t + 1]).pow(2)
-        value = value + weight * ((q1 - td_target[t]).pow(2) + (q2 - td_target[t]).pow(2))
+        scale = config["rho"] ** t * valid[t]
+        consistency = consistency + scale * (z - next_z_target[t]).pow(2).mean(-1)
+        reward_loss = reward_loss + scale * (reward_pred - reward[t + 1]).pow(2)
+        value = value + scale * ((q1 - td_target[t]).pow(2) + (q2 - td_target[t]).pow(2))
+        priority = priority + scale * ((q1 - td_target[t]).abs() + (q2 - td_target[t]).abs()).detach()
     clamp = config["loss_clamp"]
+    weight = torch.ones_like(valid[0]) if weight is None else weight
     losses = {
-        "consistency": consistency.clamp(max=clamp).mean(),
-        "reward": reward_loss.clamp(max=clamp).mean(),
-        "value": value.clamp(max=clamp).mean(),
+        "consistency": (consistency.clamp(max=clamp) * weight).mean(),
+        "reward": (reward_loss.clamp(max=clamp) * weight).mean(),
+        "value": (value.clamp(max=clamp) * weight).mean(),
     }
     latent_mask = torch.cat([torch.ones_like(valid[:1]), valid], dim=0)
-    return losses, latents, latent_mask
+    return losses, latents, latent_mask, priority.clamp(max=clamp)
 
 
 def policy_loss(
@@ -478,6 +489,8 @@ class TDMPC:
         self.pi_optimizer = torch.optim.Adam(self.model.pi_net.parameters(), lr=config["lr"])
         self.step = 0  # agent steps acted in train mode: drives the horizon and std schedules
         self.updates = 0
+        self.prioritized = (config["per_alpha"], config["per_beta"]) if config["per"] else None
+        self.priorities = np.zeros(0, np.float32)  # of the last batch's sequences, for the replay
 
     # --- acting
     def horizon(self) -> int:
@@ -524,18 +537,20 @@ class TDMPC:
         obs = stack_frames(time_major(batch[self.obs_key]), is_first, self.stack)
         obs = random_shift(obs, self.config["aug_pad"]) if self.obs_key == "image" else obs.float()
         skip = self.stack - 1  # the earlier steps only fill the first stack
+        weight = batch.get("weight") if self.prioritized else None
         return {
             "obs": obs,
             "action": time_major(batch["action"])[skip:].float(),
             "reward": time_major(batch["reward"])[skip:].float(),
             "is_first": is_first[skip:],
             "is_terminal": time_major(batch["is_terminal"])[skip:],
+            "weight": None if weight is None else torch.as_tensor(weight, device=self.device).float(),
         }
 
     def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         c = self.config
         data = self._tensors(batch)
-        losses, latents, mask = told_losses(self.model, self.target, **data, config=c)
+        losses, latents, mask, priority = told_losses(self.model, self.target, **data, config=c)
         shared = self.shared_params if self.balancer.needs_shared_params else None
         total, weights = self.balancer(losses, shared)
         self.optimizer.zero_grad(set_to_none=True)
@@ -560,6 +575,7 @@ class TDMPC:
         names += ["grad_norm"]
         values = [losses[g] for g in GROUPS] + [weights[g] for g in GROUPS] + [pi_loss, total, grad_norm]
         metrics = dict(zip(names, torch.stack([v.detach().float().reshape(()) for v in values]).tolist()))
+        self.priorities = priority.float().cpu().numpy()
         metrics.update(horizon=float(self.horizon()), std_floor=self.std_floor())
         return metrics
 

@@ -116,13 +116,16 @@ class Run:
         self.counters = {"agent_step": 0, "updates": 0, "episodes": 0, "train_debt": 0.0, "next_eval": 0}
         self.eval_rows: list[dict[str, Any]] = []
         self.train_rows: list[dict[str, Any]] = []
-        self.replay = Replay(self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"])
         env = self._make_env("train", self.seed)
         self.env = env
         self.repeat = env.action_repeat
         self.obs_keys = list(env.obs_space.spaces)
         self.agent = agents.make(
             self.spec["agent"], env.obs_space, env.act_space, config["agent"], self.device
+        )
+        self.per = getattr(self.agent, "prioritized", None)  # (alpha, beta): the agent asks for PER
+        self.replay = Replay(
+            self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"], prioritized=self.per is not None
         )
         self.eval_env: Any = None
         self.resumed = self._load_checkpoint()
@@ -236,7 +239,7 @@ def _diagnose(run: Run, error: Exception) -> None:
     cause = str(error).splitlines()[0]
     batch, length = run.agent.batch_size, run.agent.batch_length
     with contextlib.suppress(RuntimeError, ValueError):
-        metrics = run.agent.train(run.replay.sample(batch, length, run.np_rng))
+        metrics = run.agent.train(run.replay.sample(batch, length, run.np_rng, run.per))
         _check_finite(metrics, run.frames, cause=error)
     for name, value in _tensors(run.agent.state_dict()):
         if value.is_floating_point() and not torch.isfinite(value).all():
@@ -373,12 +376,14 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
             counters["train_debt"] += cfg["train_ratio"] / (batch * length)
             while counters["train_debt"] >= 1.0:
                 counters["train_debt"] -= 1.0
-                sample = run.replay.sample(batch, length, run.np_rng)
+                sample = run.replay.sample(batch, length, run.np_rng, run.per)
                 started = time.perf_counter()
                 try:
                     metrics = agent.train(sample)
                 except (RuntimeError, ValueError) as error:
                     _diagnose(run, error)
+                if run.per is not None:
+                    run.replay.update_priorities(sample["start"], agent.priorities)
                 update_seconds += time.perf_counter() - started
                 counters["updates"] += 1
                 _check_finite(metrics, run.frames)

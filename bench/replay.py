@@ -3,6 +3,10 @@
 Steps are stored in preallocated ring arrays (uint8 images stay uint8). Sequences are cut anywhere in the
 stream and may cross episode boundaries; ``is_first`` tells the agent where to reset (as in DreamerV3).
 
+Prioritized replay (Schaul et al. 2016, as TD-MPC uses it), when asked for: each step holds the priority of
+a sequence starting there; new steps get the largest current priority; a start is drawn with probability
+p^alpha / sum p^alpha and its loss weighted by (N P)^-beta / max, returned as ``start`` and ``weight``.
+
 Checkpointing writes each completed chunk of ``chunk`` steps once, as an immutable file named by its global
 position; the partial last chunk travels inside the checkpoint itself. A checkpoint therefore costs at most
 one chunk of new data however large the buffer, and files of chunks that fell out of the buffer are removed
@@ -18,13 +22,16 @@ import numpy as np
 
 
 class Replay:
-    def __init__(self, capacity: int, chunk: int = 1024) -> None:
+    def __init__(self, capacity: int, chunk: int = 1024, prioritized: bool = False) -> None:
         if capacity < 2:
             raise ValueError(f"run.replay_capacity={capacity}: must be at least 2")
         self.capacity = capacity
         self.chunk = chunk
         self.total = 0  # steps ever added; global index of the next step
         self._data: dict[str, np.ndarray] = {}
+        # TDMPC helper.py ReplayBuffer: priorities start at 1 and new steps take the current maximum
+        self.priority = np.zeros(capacity, np.float32) if prioritized else None
+        self._max_priority = 1.0
 
     def __len__(self) -> int:
         return min(self.total, self.capacity)
@@ -39,6 +46,8 @@ class Replay:
         slot = self.total % self.capacity
         for key, array in self._data.items():
             array[slot] = step[key]
+        if self.priority is not None:
+            self.priority[slot] = self._max_priority
         self.total += 1
 
     def _allocate(self, step: dict[str, Any]) -> None:
@@ -47,17 +56,49 @@ class Replay:
             # np.zeros maps untouched pages lazily, so a large capacity costs memory only as it fills.
             self._data[key] = np.zeros((self.capacity, *value.shape), dtype=value.dtype)
 
-    def sample(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``batch`` sequences of ``length`` consecutive steps, uniformly over valid starts."""
+    def sample(
+        self,
+        batch: int,
+        length: int,
+        rng: np.random.Generator,
+        per: tuple[float, float] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """``batch`` sequences of ``length`` consecutive steps, uniformly over valid starts, or with ``per``
+        = (alpha, beta) by priority, plus ``start`` (B,) and importance weights ``weight`` (B,)."""
         if len(self) < length:
             raise ValueError(f"replay holds {len(self)} steps, fewer than a sequence of {length}")
-        starts = rng.integers(self._oldest, self.total - length + 1, size=batch)
+        if per is None:
+            starts = rng.integers(self._oldest, self.total - length + 1, size=batch)
+            index = (starts[:, None] + np.arange(length)[None]) % self.capacity
+            return {key: array[index] for key, array in self._data.items()}
+        if self.priority is None:
+            raise ValueError("prioritized sampling needs a Replay made with prioritized=True")
+        alpha, beta = per
+        valid = np.arange(self._oldest, self.total - length + 1)
+        probs = self.priority[valid % self.capacity].astype(np.float64) ** alpha
+        probs /= probs.sum()
+        pick = rng.choice(len(valid), size=batch, p=probs)  # TDMPC: np.random.choice(total, p=probs)
+        weight = (len(valid) * probs[pick]) ** -beta
+        starts = valid[pick]
         index = (starts[:, None] + np.arange(length)[None]) % self.capacity
-        return {key: array[index] for key, array in self._data.items()}
+        out = {key: array[index] for key, array in self._data.items()}
+        out.update(start=starts, weight=(weight / weight.max()).astype(np.float32))
+        return out
+
+    def update_priorities(self, starts: np.ndarray, priorities: np.ndarray) -> None:
+        """Set the priority of sequences starting at global steps ``starts`` (TDMPC: |TD error| + 1e-6)."""
+        if self.priority is None:
+            raise ValueError("update_priorities needs a Replay made with prioritized=True")
+        self.priority[np.asarray(starts) % self.capacity] = np.asarray(priorities, np.float32) + 1e-6
+        self._max_priority = float(self.priority[np.arange(self._oldest, self.total) % self.capacity].max())
 
     # --- persistence -------------------------------------------------------------------------------
     def _chunk_path(self, directory: Path, k: int) -> Path:
         return directory / f"chunk_{k:09d}.npz"
+
+    def _order(self) -> np.ndarray:
+        """Ring slots of the held steps, oldest first."""
+        return np.arange(self._oldest, self.total) % self.capacity
 
     def _slice(self, start: int, stop: int) -> dict[str, np.ndarray]:
         index = np.arange(start, stop) % self.capacity
@@ -80,6 +121,9 @@ class Replay:
             "chunk": self.chunk,
             "total": self.total,
             "tail": self._slice(complete * self.chunk, self.total),
+            # priorities change after they are written, so they travel whole with each checkpoint
+            "priority": None if self.priority is None else self.priority[self._order()],
+            "max_priority": self._max_priority,
             "specimen": {key: (array.shape[1:], str(array.dtype)) for key, array in self._data.items()},
         }
 
@@ -114,3 +158,9 @@ class Replay:
         tail_index = np.arange(complete * self.chunk, self.total) % self.capacity
         for key, array in self._data.items():
             array[tail_index] = meta["tail"][key]
+        if self.priority is not None:
+            if meta.get("priority") is None:
+                raise ValueError("the checkpoint's replay has no priorities; this run samples by priority")
+            self.priority[:] = 0.0
+            self.priority[self._order()] = meta["priority"]
+            self._max_priority = meta["max_priority"]

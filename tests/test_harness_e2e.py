@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from conftest import bench
 
@@ -167,3 +168,19 @@ def test_local_executor_runs_seeds_in_parallel_processes(tmp_path):
     assert status.returncode == 0 and "dreamerv3-smoke" in status.stdout
     rows = json.loads(bench("status", "--results", str(results), "--json").stdout)
     assert [r["state"] for r in rows] == ["done", "done"]
+
+
+def test_tdmpc_trains_from_prioritized_replay_and_checkpoints_the_priorities(tmp_path):
+    results = tmp_path / "results"
+    args = [*PENDULUM[:6], "tdmpc", "--preset", "smoke", *SHORT, "--results", str(results)]
+    proc = bench(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = _run_dir(results)
+    _check_complete(run, 400, 200)
+    import torch  # here only: the other tests need no torch in this process
+
+    replay = torch.load(run / "ckpt" / "state.pt", weights_only=False)["replay"]
+    priority = replay["priority"]
+    assert len(priority) == replay["total"] > 400  # every step held: 400 actions plus the episode starts
+    # updates rewrote the sampled starts' priorities from their TD errors; the rest keep the max at add
+    assert len(np.unique(priority)) > 50 and np.all(priority > 0)

@@ -1,6 +1,7 @@
 """The replay buffer: sampling, ring eviction, incremental save/load."""
 
 import numpy as np
+import pytest
 
 from bench.replay import Replay
 
@@ -61,3 +62,54 @@ def test_checkpoints_write_only_new_chunks(tmp_path):
     second = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("chunk_*.npz")}
     assert set(first) < set(second)
     assert all(second[name] == first[name] for name in first)  # old chunks untouched
+
+
+def _prioritized(capacity: int = 100, steps: int = 60) -> Replay:
+    replay = Replay(capacity=capacity, chunk=8, prioritized=True)
+    for i in range(steps):
+        replay.add(_step(i))
+    return replay
+
+
+def test_prioritized_sampling_follows_priority_to_the_alpha_with_importance_weights():
+    replay = _prioritized()
+    length = 5
+    starts = np.arange(60 - length + 1)  # 56 valid starts
+    assert np.all(replay.priority[:60] == 1.0)  # priorities start at 1
+    priorities = np.where(starts == 10, 16.0, 1.0)
+    replay.update_priorities(starts, priorities)
+    batch = replay.sample(20000, length, np.random.default_rng(0), per=(0.5, 0.4))
+    assert np.all(np.diff(batch["reward"], axis=1) == 1)
+    assert np.array_equal(batch["reward"][:, 0], batch["start"])  # step i has reward i
+    # P(10) = 16^0.5 / (55 + 16^0.5) = 4 / 59
+    share = np.mean(batch["start"] == 10)
+    assert abs(share - 4 / 59) < 0.01, share
+    # weight = (N P)^-beta / max: the common starts get 1, the favoured one (56 * 4/59)^-0.4 / (56/59)^-0.4
+    assert np.allclose(batch["weight"][batch["start"] != 10], 1.0)
+    assert np.allclose(batch["weight"][batch["start"] == 10], 4.0**-0.4, rtol=1e-5)
+    # new steps take the largest current priority (TDMPC: max of the stored priorities)
+    replay.add(_step(60))
+    assert replay.priority[60] == np.float32(16.0 + 1e-6)
+    uniform = replay.sample(8, length, np.random.default_rng(0))
+    assert "weight" not in uniform and "start" not in uniform
+
+
+def test_prioritized_replay_saves_and_restores_its_priorities(tmp_path):
+    replay = _prioritized(capacity=30, steps=45)
+    rng = np.random.default_rng(3)
+    replay.update_priorities(np.arange(15, 41), rng.uniform(0.1, 5.0, 26))
+    meta = replay.save(tmp_path)
+    restored = Replay(capacity=30, chunk=8, prioritized=True)
+    restored.load(tmp_path, meta)
+    assert np.array_equal(restored.priority, replay.priority)
+    a = replay.sample(64, 5, np.random.default_rng(4), per=(0.6, 0.4))
+    b = restored.sample(64, 5, np.random.default_rng(4), per=(0.6, 0.4))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    uniform = Replay(capacity=30, chunk=8)
+    for i in range(10):
+        uniform.add(_step(i))
+    with pytest.raises(ValueError, match="prioritized"):
+        uniform.sample(4, 5, rng, per=(0.6, 0.4))
+    with pytest.raises(ValueError, match="no priorities"):
+        Replay(capacity=30, chunk=8, prioritized=True).load(tmp_path / "u", uniform.save(tmp_path / "u"))

@@ -82,6 +82,7 @@ def test_paper_preset_matches_reference_values():
     assert (state["latent_dim"], state["horizon"], state["rho"], state["tau"]) == (50, 5, 0.5, 0.01)
     assert (state["plan_iterations"], state["plan_samples"], state["plan_elites"]) == (6, 512, 64)
     assert tdmpc._policy_trajectories(state) == 25
+    assert (state["per"], state["per_alpha"], state["per_beta"], pixels["frame_stack"]) == (True, 0.6, 0.4, 3)
 
 
 BAD_VALUES = [
@@ -106,6 +107,9 @@ BAD_VALUES = [
     ("min_std", 0.9),  # above std_start
     ("aug_pad", -1),
     ("frame_stack", 0),
+    ("per", 1),
+    ("per_alpha", -0.5),
+    ("per_beta", 1.5),
     ("schedule_steps", 1.5),
     ("grad_clip", 0),
     ("balancer", "fixed"),
@@ -284,7 +288,7 @@ def test_losses_ignore_everything_after_an_episode_boundary():
     def losses(b):
         data = agent._tensors(b)
         torch.manual_seed(1)  # the policy noise inside the TD target
-        out, _, mask = tdmpc.told_losses(agent.model, agent.target, **data, config=agent.config)
+        out, _, mask, _ = tdmpc.told_losses(agent.model, agent.target, **data, config=agent.config)
         return {k: v.item() for k, v in out.items()}, mask
 
     reference, mask = losses(batch)
@@ -298,6 +302,27 @@ def test_losses_ignore_everything_after_an_episode_boundary():
     assert losses(before)[0]["reward"] != reference["reward"]
 
 
+def test_priorities_are_the_td_errors_and_importance_weights_scale_each_sample():
+    torch.manual_seed(0)
+    agent = make_agent(horizon=1)  # Q heads start at exactly zero: the TD target is the reward itself
+    batch = random_batch(agent)
+    data = agent._tensors(batch)
+    losses, _, _, priority = tdmpc.told_losses(agent.model, agent.target, **data, config=agent.config)
+    reward = data["reward"][1]
+    assert torch.allclose(priority, 2 * reward.abs())  # |Q1 - r| + |Q2 - r|
+    assert losses["value"].item() == pytest.approx((2 * reward**2).mean().item(), rel=1e-5)
+    weight = torch.zeros_like(reward)
+    weight[0] = 3.0  # only sample 0 counts, thrice
+    weighted, *_ = tdmpc.told_losses(
+        agent.model, agent.target, **{**data, "weight": weight}, config=agent.config
+    )
+    assert weighted["value"].item() == pytest.approx(3 * 2 * reward[0].item() ** 2 / len(reward), rel=1e-5)
+    assert agent.prioritized == (0.6, 0.4)
+    agent.train({**batch, "weight": np.ones(agent.batch_size, np.float32)})
+    assert agent.priorities.shape == (agent.batch_size,) and np.all(agent.priorities >= 0)
+    assert make_agent(per=False).prioritized is None
+
+
 def test_terminal_everywhere_equals_zero_discount():
     agent = make_agent()
     batch = random_batch(agent)
@@ -306,7 +331,7 @@ def test_terminal_everywhere_equals_zero_discount():
 
     def value_loss(b, discount):
         torch.manual_seed(1)
-        out, _, _ = tdmpc.told_losses(
+        out, _, _, _ = tdmpc.told_losses(
             agent.model, agent.target, **agent._tensors(b), config={**agent.config, "discount": discount}
         )
         return out["value"].item()
