@@ -124,9 +124,7 @@ class Run:
             self.spec["agent"], env.obs_space, env.act_space, config["agent"], self.device
         )
         self.per = getattr(self.agent, "prioritized", None)  # (alpha, beta): the agent asks for PER
-        self.replay = Replay(
-            self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"], prioritized=self.per is not None
-        )
+        self.replay = Replay(self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"], per=self.per)
         self.eval_env: Any = None
         self.resumed = self._load_checkpoint()
         if self.resumed:
@@ -239,7 +237,7 @@ def _diagnose(run: Run, error: Exception) -> None:
     cause = str(error).splitlines()[0]
     batch, length = run.agent.batch_size, run.agent.batch_length
     with contextlib.suppress(RuntimeError, ValueError):
-        metrics = run.agent.train(run.replay.sample(batch, length, run.np_rng, run.per))
+        metrics = run.agent.train(run.replay.sample(batch, length, run.np_rng))
         _check_finite(metrics, run.frames, cause=error)
     for name, value in _tensors(run.agent.state_dict()):
         if value.is_floating_point() and not torch.isfinite(value).all():
@@ -376,7 +374,7 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
             counters["train_debt"] += cfg["train_ratio"] / (batch * length)
             while counters["train_debt"] >= 1.0:
                 counters["train_debt"] -= 1.0
-                sample = run.replay.sample(batch, length, run.np_rng, run.per)
+                sample = run.replay.sample(batch, length, run.np_rng)
                 started = time.perf_counter()
                 try:
                     metrics = agent.train(sample)

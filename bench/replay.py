@@ -3,9 +3,10 @@
 Steps are stored in preallocated ring arrays (uint8 images stay uint8). Sequences are cut anywhere in the
 stream and may cross episode boundaries; ``is_first`` tells the agent where to reset (as in DreamerV3).
 
-Prioritized replay (Schaul et al. 2016, as TD-MPC uses it), when asked for: each step holds the priority of
-a sequence starting there; new steps get the largest current priority; a start is drawn with probability
-p^alpha / sum p^alpha and its loss weighted by (N P)^-beta / max, returned as ``start`` and ``weight``.
+Prioritized replay (Schaul et al. 2016, as TD-MPC uses it), when made with ``per`` = (alpha, beta): each
+step holds the priority of a sequence starting there; new steps get the largest current priority; a start
+is drawn with probability P = p^alpha / sum p^alpha over the valid starts (from sum/max trees) and its loss
+weighted by (N P)^-beta / max over the batch, returned as ``start`` and ``weight``.
 
 Checkpointing writes each completed chunk of ``chunk`` steps once, as an immutable file named by its global
 position; the partial last chunk travels inside the checkpoint itself. A checkpoint therefore costs at most
@@ -20,18 +21,19 @@ from typing import Any
 
 import numpy as np
 
+from bench.priority_tree import PriorityTrees
+
 
 class Replay:
-    def __init__(self, capacity: int, chunk: int = 1024, prioritized: bool = False) -> None:
+    def __init__(self, capacity: int, chunk: int = 1024, per: tuple[float, float] | None = None) -> None:
         if capacity < 2:
             raise ValueError(f"run.replay_capacity={capacity}: must be at least 2")
         self.capacity = capacity
         self.chunk = chunk
         self.total = 0  # steps ever added; global index of the next step
         self._data: dict[str, np.ndarray] = {}
-        # TDMPC helper.py ReplayBuffer: priorities start at 1 and new steps take the current maximum
-        self.priority = np.zeros(capacity, np.float32) if prioritized else None
-        self._max_priority = 1.0
+        self.per = per
+        self._trees = None if per is None else PriorityTrees(capacity, per[0])
 
     def __len__(self) -> int:
         return min(self.total, self.capacity)
@@ -46,8 +48,8 @@ class Replay:
         slot = self.total % self.capacity
         for key, array in self._data.items():
             array[slot] = step[key]
-        if self.priority is not None:
-            self.priority[slot] = self._max_priority
+        if self._trees is not None:  # TDMPC: priorities start at 1, new steps take the current maximum
+            self._trees.set_one(slot, self._trees.max or 1.0)
         self.total += 1
 
     def _allocate(self, step: dict[str, Any]) -> None:
@@ -56,41 +58,46 @@ class Replay:
             # np.zeros maps untouched pages lazily, so a large capacity costs memory only as it fills.
             self._data[key] = np.zeros((self.capacity, *value.shape), dtype=value.dtype)
 
-    def sample(
-        self,
-        batch: int,
-        length: int,
-        rng: np.random.Generator,
-        per: tuple[float, float] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """``batch`` sequences of ``length`` consecutive steps, uniformly over valid starts, or with ``per``
-        = (alpha, beta) by priority, plus ``start`` (B,) and importance weights ``weight`` (B,)."""
+    @property
+    def priority(self) -> np.ndarray | None:
+        """Priority of each ring slot (0 where nothing is held yet); None without ``per``."""
+        return None if self._trees is None else self._trees.priorities[: self.capacity]
+
+    def sample(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``batch`` sequences of ``length`` consecutive steps, uniformly over valid starts, or by priority
+        (with ``start`` and ``weight``) when the buffer was made with ``per``."""
         if len(self) < length:
             raise ValueError(f"replay holds {len(self)} steps, fewer than a sequence of {length}")
-        if per is None:
+        if self._trees is None:
             starts = rng.integers(self._oldest, self.total - length + 1, size=batch)
-            index = (starts[:, None] + np.arange(length)[None]) % self.capacity
-            return {key: array[index] for key, array in self._data.items()}
-        if self.priority is None:
-            raise ValueError("prioritized sampling needs a Replay made with prioritized=True")
-        alpha, beta = per
-        valid = np.arange(self._oldest, self.total - length + 1)
-        probs = self.priority[valid % self.capacity].astype(np.float64) ** alpha
-        probs /= probs.sum()
-        pick = rng.choice(len(valid), size=batch, p=probs)  # TDMPC: np.random.choice(total, p=probs)
-        weight = (len(valid) * probs[pick]) ** -beta
-        starts = valid[pick]
+        else:
+            starts, weight = self._prioritized_starts(batch, length, rng)
         index = (starts[:, None] + np.arange(length)[None]) % self.capacity
         out = {key: array[index] for key, array in self._data.items()}
-        out.update(start=starts, weight=(weight / weight.max()).astype(np.float32))
+        if self._trees is not None:
+            out.update(start=starts, weight=weight)
         return out
+
+    def _prioritized_starts(
+        self, batch: int, length: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        trees, last = self._trees, self.total - length  # the newest start with a whole sequence
+        starts = np.empty(0, np.int64)
+        while len(starts) < batch:  # the newest length - 1 steps cannot start one yet: draw again
+            slots = trees.find(rng.random(batch - len(starts)) * trees.total)
+            slots = slots[trees.mass(slots) > 0]  # float rounding can end on an empty leaf
+            found = self._oldest + (slots - self._oldest) % self.capacity
+            starts = np.concatenate([starts, found[found <= last]])
+        unstartable = np.arange(last + 1, self.total) % self.capacity
+        probs = trees.mass(starts % self.capacity) / (trees.total - trees.mass(unstartable).sum())
+        weight = ((len(self) - length + 1) * probs) ** -self.per[1]
+        return starts, (weight / weight.max()).astype(np.float32)
 
     def update_priorities(self, starts: np.ndarray, priorities: np.ndarray) -> None:
         """Set the priority of sequences starting at global steps ``starts`` (TDMPC: |TD error| + 1e-6)."""
-        if self.priority is None:
-            raise ValueError("update_priorities needs a Replay made with prioritized=True")
-        self.priority[np.asarray(starts) % self.capacity] = np.asarray(priorities, np.float32) + 1e-6
-        self._max_priority = float(self.priority[np.arange(self._oldest, self.total) % self.capacity].max())
+        if self._trees is None:
+            raise ValueError("update_priorities needs a Replay made with per=(alpha, beta)")
+        self._trees.set(np.asarray(starts) % self.capacity, np.asarray(priorities, np.float32) + 1e-6)
 
     # --- persistence -------------------------------------------------------------------------------
     def _chunk_path(self, directory: Path, k: int) -> Path:
@@ -122,8 +129,7 @@ class Replay:
             "total": self.total,
             "tail": self._slice(complete * self.chunk, self.total),
             # priorities change after they are written, so they travel whole with each checkpoint
-            "priority": None if self.priority is None else self.priority[self._order()],
-            "max_priority": self._max_priority,
+            "priority": None if self._trees is None else self.priority[self._order()],
             "specimen": {key: (array.shape[1:], str(array.dtype)) for key, array in self._data.items()},
         }
 
@@ -158,9 +164,9 @@ class Replay:
         tail_index = np.arange(complete * self.chunk, self.total) % self.capacity
         for key, array in self._data.items():
             array[tail_index] = meta["tail"][key]
-        if self.priority is not None:
+        if self._trees is not None:
             if meta.get("priority") is None:
                 raise ValueError("the checkpoint's replay has no priorities; this run samples by priority")
-            self.priority[:] = 0.0
-            self.priority[self._order()] = meta["priority"]
-            self._max_priority = meta["max_priority"]
+            priority = np.zeros(self.capacity, np.float32)
+            priority[self._order()] = meta["priority"]
+            self._trees.rebuild(priority)
