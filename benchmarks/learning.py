@@ -26,7 +26,12 @@ def main() -> None:
     parser.add_argument("--task", default="Pendulum-v1")
     parser.add_argument("--agents", default="dreamerv3,dreamerv2,harmonydream,uw,dwa,nashmtl,tdmpc")
     parser.add_argument("--threshold", type=float, default=-400.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="report seed K; runs seeds 0..K (bench run --seeds K+1), timed together",
+    )
     parser.add_argument("--results", default="results/learning")
     parser.add_argument("--set", dest="sets", action="append", default=[])
     args = parser.parse_args()
