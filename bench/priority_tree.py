@@ -40,8 +40,7 @@ class PriorityTrees:
         self.sums[node] = np.asarray(priorities, np.float64) ** self.alpha
         for _ in range(self.depth):
             node = np.unique(node >> 1)
-            self.sums[node] = self.sums[2 * node] + self.sums[2 * node + 1]
-            self.maxes[node] = np.maximum(self.maxes[2 * node], self.maxes[2 * node + 1])
+            self._pull(node)
 
     def set_one(self, slot: int, priority: float) -> None:
         """``set`` for one slot (a new step) in plain scalar steps: numpy's per-call cost on 1-element
@@ -62,9 +61,12 @@ class PriorityTrees:
         self.maxes[self.size : self.size + len(priorities)] = priorities
         self.sums[self.size : self.size + len(priorities)] = np.asarray(priorities, np.float64) ** self.alpha
         for level in range(self.depth - 1, -1, -1):
-            node = np.arange(1 << level, 2 << level)
-            self.sums[node] = self.sums[2 * node] + self.sums[2 * node + 1]
-            self.maxes[node] = np.maximum(self.maxes[2 * node], self.maxes[2 * node + 1])
+            self._pull(np.arange(1 << level, 2 << level))
+
+    def _pull(self, node: np.ndarray) -> None:
+        """Recompute these parents from their two children."""
+        self.sums[node] = self.sums[2 * node] + self.sums[2 * node + 1]
+        self.maxes[node] = np.maximum(self.maxes[2 * node], self.maxes[2 * node + 1])
 
     def find(self, targets: np.ndarray) -> np.ndarray:
         """The slot whose prefix-sum interval holds each target in [0, total)."""
