@@ -96,25 +96,86 @@ def test_resamples_keep_each_tasks_run_count_and_draw_runs_uniformly():
         np.testing.assert_allclose(block.mean(axis=0), 1.0, atol=0.05)  # each run drawn once on average
 
 
+def _replicated(values, task, runs_per_task):
+    """Each run of task m repeated L / n_m times (L = lcm of run counts): the equal-task-weight distribution
+    written out as an unweighted sample, so plain unweighted estimators give the weighted ones."""
+    copies = np.lcm.reduce(runs_per_task) // runs_per_task
+    return np.repeat(values, copies[task], axis=0)
+
+
 @pytest.mark.parametrize("name", list(RLIABLE))
 def test_vectorised_statistics_equal_a_loop_over_expanded_resamples(name):
     """On ragged data, each resample's statistic equals the estimator applied to that resample written out
-    run by run (IQM/optimality gap pooled over runs, mean/median of per-task means)."""
+    run by run with every task weighing equally (IQM/optimality gap on runs replicated to equal task mass,
+    mean/median of per-task means)."""
     sample = _ragged()
-    counts = resample_counts(sample.runs_per_task, 40, np.random.default_rng(1))
-    vectorised = stats._aggregate(name, sample.runs_per_task)(sample.values, counts)
+    n = sample.runs_per_task
+    lcm = np.lcm.reduce(n)
+    cut = (
+        int(0.25 * n.sum()) * len(n) * lcm // n.sum()
+    )  # floor(N/4)/N of the replicated mass, an integer here
+    assert cut * n.sum() == int(0.25 * n.sum()) * len(n) * lcm
+    counts = resample_counts(n, 40, np.random.default_rng(1))
+    vectorised = stats._aggregate(name, n)(sample.values, counts)
     task = sample.task_of_run
     for b in range(len(counts)):
         expanded = np.repeat(sample.values, counts[b].astype(int), axis=0)
         expanded_task = np.repeat(task, counts[b].astype(int))
+        replicated = _replicated(expanded, expanded_task, n)
         if name == "iqm":
-            expected = scipy.stats.trim_mean(expanded, 0.25, axis=0)
+            ranked = np.sort(replicated, axis=0)
+            expected = ranked[cut : len(ranked) - cut].mean(axis=0)
         elif name == "optimality_gap":
-            expected = 1 - np.minimum(expanded, 1).mean(axis=0)
+            expected = 1 - np.minimum(replicated, 1).mean(axis=0)
         else:
             means = np.stack([expanded[expanded_task == m].mean(axis=0) for m in range(len(sample.tasks))])
             expected = means.mean(axis=0) if name == "mean" else np.median(means, axis=0)
         np.testing.assert_allclose(vectorised[b], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_ragged_tasks_weigh_equally_in_every_aggregate():
+    """A task with many runs must not pull the IQM, gap or profile towards itself: doubling one task's runs
+    (same values twice) changes nothing, and gap = 1 - mean when no score exceeds 1. Run totals 28 and 32 are
+    multiples of 4, so the IQM cuts exactly a quarter of the mass at each end in both."""
+    rng = np.random.default_rng(11)
+    per_task = {f"t{m}": rng.uniform(0, 1, size=n) for m, n in enumerate([3, 4, 5, 8, 8])}
+    doubled = dict(per_task, t1=np.tile(per_task["t1"], 2))
+    base, heavy = Scores.from_tasks(per_task), Scores.from_tasks(doubled)
+    for name in stats.AGGREGATES:
+        assert stats.aggregate(heavy, name, reps=5)[0][0] == pytest.approx(
+            stats.aggregate(base, name, reps=5)[0][0], abs=1e-12
+        ), name
+    taus = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(
+        stats.profile_table({"a": heavy}, taus, reps=5)["estimate"],
+        stats.profile_table({"a": base}, taus, reps=5)["estimate"],
+        atol=1e-12,
+    )
+    gap, gap_low, gap_high = stats.aggregate(heavy, "optimality_gap", reps=2000, seed=3)
+    mean, mean_low, mean_high = stats.aggregate(heavy, "mean", reps=2000, seed=3)
+    assert gap[0] == pytest.approx(1 - mean[0], abs=1e-12)
+    # same seed, same resamples: the whole bootstrap distribution mirrors, so the CIs do too
+    assert (gap_low[0], gap_high[0]) == pytest.approx((1 - mean_high[0], 1 - mean_low[0]), abs=1e-12)
+
+
+def test_optimality_gap_is_one_minus_mean_on_published_ragged_scores():
+    """DrQ-v2's released DMC scores have 8-10 runs per task and no score above 1 (return / 1000)."""
+    from analysis_data import PUBLISHED
+
+    from analysis.normalise import add_scores
+    from analysis.published import load_published
+    from analysis.scores import final_scores
+
+    path = PUBLISHED / "danijar-dmc_vision-drqv2.json.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is absent (shared data exists for developers and CI only)")
+    (sample,) = final_scores(add_scores(load_published(path))).values()
+    assert len(set(sample.runs_per_task)) > 1 and sample.values.max() <= 1
+    gap = stats.aggregate(sample, "optimality_gap", reps=10)[0][0]
+    mean = stats.aggregate(sample, "mean", reps=10)[0][0]
+    pooled_gap = 1 - np.minimum(sample.values[:, -1], 1).mean()  # weighing tasks by their run counts
+    assert gap == pytest.approx(1 - mean, abs=1e-12)
+    assert abs(pooled_gap - gap) > 1e-3  # the data are ragged enough for pooling to show
 
 
 def test_improvement_resamples_equal_mann_whitney_on_expanded_resamples():
