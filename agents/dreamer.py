@@ -19,7 +19,18 @@ from torch import nn
 
 from agents import balancers
 from agents.dreamer_config import balancer_config, check_config, default_config, loss_groups
-from agents.nets import ConvDecoder, ConvEncoder, Normal, OneHot, TruncNormal, TwoHot, mlp, symlog
+from agents.nets import (
+    ConvDecoder,
+    ConvEncoder,
+    Normal,
+    OneHot,
+    TruncNormal,
+    TwoHot,
+    init_block_,
+    init_weights_,
+    mlp,
+    symlog,
+)
 from agents.rssm import RSSM, State, dv2_kl_loss, dv3_kl_loss, kl_terms
 
 __all__ = ["default_config", "check_config", "make", "Dreamer", "WorldModel", "ActorCritic", "lambda_return"]
@@ -87,6 +98,17 @@ class WorldModel(nn.Module):
         reward_out, outscale = (cfg["bins"], 0.0) if cfg["reward_head"] == "twohot" else (1, 1.0)
         self.reward_head = mlp(feat, reward_out, units, layers, act, norm, outscale)
         self.cont_head = mlp(feat, 1, units, layers, act, norm) if cfg["pred_cont"] else None
+        self._initialise(cfg["init"])
+
+    def _initialise(self, style: str) -> None:
+        if style == "torch":
+            return
+        # HD builds its GRU cell directly rather than through Module.get, so there it keeps torch's init
+        init_weights_(self, style, skip=(self.rssm.cell.linear,) if style == "xavier" else ())
+        for parts in self.rssm.split_linears():
+            fan_in = sum(part.in_features for part in parts)
+            for part in parts:
+                init_block_(part.weight, style, fan_in, part.out_features)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters every loss group reaches (encoder + RSSM): what Nash-MTL balances over."""
@@ -107,12 +129,17 @@ class WorldModel(nn.Module):
         out = self.reward_head(feat)
         return self.twohot.decode(out) if self.cfg["reward_head"] == "twohot" else out[..., 0].float()
 
-    def cont(self, feat: torch.Tensor) -> torch.Tensor:
-        """Continue probability (mean) or its mode, as configured for imagination."""
+    def discount(self, feat: torch.Tensor) -> torch.Tensor:
+        """The discount of each imagined state: gamma without a continue head. HD's DV2 head is trained on
+        gamma * (1 - terminal) and its mean is the discount; DV3's predicts continuation (mode or mean, as
+        configured), times gamma."""
+        gamma = self.cfg["discount"]
         if self.cont_head is None:
-            return torch.ones(feat.shape[:-1], device=feat.device)
+            return torch.full(feat.shape[:-1], gamma, device=feat.device)
         prob = torch.sigmoid(self.cont_head(feat)[..., 0].float())
-        return (prob > 0.5).float() if self.cfg["imag_cont"] == "mode" else prob
+        if self.cfg["returns"] == "dv2":
+            return prob
+        return gamma * ((prob > 0.5).float() if self.cfg["imag_cont"] == "mode" else prob)
 
     def obs_loss(self, feat: torch.Tensor, data: dict[str, torch.Tensor]) -> torch.Tensor:
         """Reconstruction loss per (B, T): image and state terms summed over their dimensions."""
@@ -140,6 +167,8 @@ class WorldModel(nn.Module):
             losses["reward"] = (0.5 * (out[..., 0].float() - reward).square()).mean()
         if self.cont_head is not None:
             target = 1 - data["is_terminal"]
+            if self.cfg["returns"] == "dv2":  # HD preprocess: discount = gamma * (1 - is_terminal)
+                target = self.cfg["discount"] * target
             logits = self.cont_head(feat)[..., 0].float()
             losses["cont"] = F.binary_cross_entropy_with_logits(logits, target)
         return losses
@@ -179,12 +208,23 @@ class ActorCritic(nn.Module):
         self.actor = mlp(feat, actions if discrete else 2 * actions, units, layers, act, norm)
         critic_out, outscale = (cfg["bins"], 0.0) if cfg["critic_head"] == "twohot" else (1, 1.0)
         self.critic = mlp(feat, critic_out, units, layers, act, norm, outscale)
+        self._initialise(cfg["init"])
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.twohot = TwoHot(cfg["bins"])
         self.retnorm = ReturnNorm(
             cfg["return_norm_decay"], cfg["return_norm_max"], cfg["return_norm_low"], cfg["return_norm_high"]
         )
         self.updates = 0  # a Python int: reading a device counter would sync every update
+
+    def _initialise(self, style: str) -> None:
+        if style == "torch":
+            return
+        init_weights_(self, style)
+        if not self.discrete:  # the references' mean and std are two output layers: init each by its fans
+            head = self.actor[-1]
+            half = head.out_features // 2
+            for rows in (head.weight[:half], head.weight[half:]):
+                init_block_(rows, style, head.in_features, half)
 
     def dist(self, out: torch.Tensor) -> Normal | TruncNormal | OneHot:
         """The action distribution from actor outputs (DV2 dists trunc_normal; DV3 normal/onehot)."""
@@ -193,13 +233,14 @@ class ActorCritic(nn.Module):
             return OneHot(out, cfg["actor_unimix"])
         mean, std = out.float().chunk(2, -1)
         lo, hi = cfg["actor_min_std"], cfg["actor_max_std"]
-        if cfg["actor_dist"] == "trunc_normal":  # DV2 nets.py: std = 2 sigmoid((std + 2) / 2) + min_std
-            return TruncNormal(torch.tanh(mean), 2 * torch.sigmoid((std + 2) / 2) + lo)
+        if (
+            cfg["actor_dist"] == "trunc_normal"
+        ):  # DV2 nets.py DistLayer, init_std 0: 2 sigmoid(x / 2) + min_std
+            return TruncNormal(torch.tanh(mean), 2 * torch.sigmoid(std / 2) + lo)
         return Normal(torch.tanh(mean), (hi - lo) * torch.sigmoid(std + 2) + lo)  # DV3 nets.py MLP dist
 
     def value(self, net: nn.Module, feat: torch.Tensor) -> torch.Tensor:
-        out = net(feat)
-        return self.twohot.decode(out) if self.cfg["critic_head"] == "twohot" else out[..., 0].float()
+        return self._decode(net(feat))
 
     def imagine(self, wm: WorldModel, start: State) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Roll the prior forward ``imag_horizon`` steps with the actor. Returns feats (H+1, N, F) with
@@ -219,45 +260,19 @@ class ActorCritic(nn.Module):
         self, wm: WorldModel, start: State, start_cont: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(actor loss, critic loss, metrics) from imagination starting at ``start`` (N, ...)."""
-        cfg = self.cfg
         feats, outs, actions = self.imagine(wm, start)
-        reward = wm.reward(feats[1:])
-        cont = torch.cat([start_cont[None], wm.cont(feats[1:])])  # DV3: first cont from the data
-        disc = cfg["discount"] * cont
-        weight = (torch.cumprod(disc, 0) / cfg["discount"]).detach()  # DV3 agent.py traj["weight"]
         critic_out = self.critic(feats)  # gradients reach the actor (via feats) and the critic
-        fast = (
-            self.twohot.decode(critic_out) if cfg["critic_head"] == "twohot" else critic_out[..., 0].float()
-        )
-        value = self.value(self.slow_critic, feats) if cfg["critic_target"] == "slow" else fast
-        ret = lambda_return(reward, value, disc[1:], cfg["lambda"])
-        base = value[:-1]
-        if cfg["return_norm"] == "perc_ema":
-            scale = self.retnorm.update(ret)
+        fast = self._decode(critic_out)
+        value = self.value(self.slow_critic, feats) if self.cfg["critic_target"] == "slow" else fast
+        if self.cfg["returns"] == "dv2":
+            actor_loss, ret, weight, scale, entropy, reward = self._actor_dv2(
+                wm, feats, outs, actions, value, start_cont
+            )
         else:
-            scale = ret.new_ones(())
-        adv = (ret - base.detach()) / scale
-        dist = self.dist(outs)
-        grad = cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]
-        if grad == "backprop":
-            actor_loss = -adv
-        else:
-            actor_loss = -dist.log_prob(actions.detach()) * adv.detach()
-        entropy = dist.entropy()
-        actor_loss = (weight[:-1] * (actor_loss - cfg["actor_ent"] * entropy)).mean()
-
-        target = ret.detach()
-        with torch.no_grad():
-            slow = self.value(self.slow_critic, feats[:-1]) if cfg["critic_slowreg"] > 0 else None
-        if cfg["critic_head"] == "twohot":
-            critic_loss = self.twohot.loss(critic_out[:-1], target)
-            if slow is not None:
-                critic_loss = critic_loss + cfg["critic_slowreg"] * self.twohot.loss(critic_out[:-1], slow)
-        else:
-            critic_loss = 0.5 * (critic_out[:-1, ..., 0].float() - target).square()
-            if slow is not None:
-                critic_loss = critic_loss + cfg["critic_slowreg"] * 0.5 * (fast[:-1] - slow).square()
-        critic_loss = (weight[:-1] * critic_loss).mean()
+            actor_loss, ret, weight, scale, entropy, reward = self._actor_dv3(
+                wm, feats, outs, actions, value, start_cont
+            )
+        critic_loss = self._critic_loss(critic_out, fast, feats, ret.detach(), weight)
         metrics = {
             "entropy": entropy.mean().detach(),
             "return": ret.mean().detach(),
@@ -266,6 +281,67 @@ class ActorCritic(nn.Module):
             "value": fast.mean().detach(),
         }
         return actor_loss, critic_loss, metrics
+
+    def _decode(self, critic_out: torch.Tensor) -> torch.Tensor:
+        return (
+            self.twohot.decode(critic_out)
+            if self.cfg["critic_head"] == "twohot"
+            else critic_out[..., 0].float()
+        )
+
+    def _actor_dv2(self, wm, feats, outs, actions, value, start_cont):
+        """HD agents/actor_critic.py (DV2): states z_0..z_H with reward r(z_t) and discount d(z_t) (d_0 from
+        the data), returns t_t = r_t + d_t ((1 - lam) v_t+1 + lam t_t+1) for t < H. The action taken at z_t
+        leads into z_t+1, so the actor at z_0..z_H-2 is trained towards t_1..t_H-1 (baseline v(z_t) under
+        reinforce), weighted by cumprod(1, d_0, d_1, ...); the critic at z_0..z_H-1 towards t_0..t_H-1."""
+        cfg = self.cfg
+        reward = wm.reward(feats)
+        disc = torch.cat([cfg["discount"] * start_cont[None], wm.discount(feats[1:])])
+        weight = torch.cumprod(torch.cat([torch.ones_like(disc[:1]), disc[:-1]]), 0).detach()
+        ret = lambda_return(reward[:-1], value, disc[:-1], cfg["lambda"])
+        dist = self.dist(outs[:-1])
+        if (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "backprop":
+            objective = ret[1:]
+        else:
+            objective = dist.log_prob(actions[:-1].detach()) * (ret[1:] - value[:-2]).detach()
+        entropy = dist.entropy()
+        actor_loss = -(weight[:-2] * (objective + cfg["actor_ent"] * entropy)).mean()
+        return actor_loss, ret, weight, ret.new_ones(()), entropy, reward
+
+    def _actor_dv3(self, wm, feats, outs, actions, value, start_cont):
+        """DV3 agent.py ImagActorCritic/VFunction.score: reward r(z_t+1), returns from the critic, the
+        advantage (ret - v) / scale with the baseline v not stopped (the 2023 code), weights cumprod(d)/gamma."""
+        cfg = self.cfg
+        reward = wm.reward(feats[1:])
+        disc = torch.cat([cfg["discount"] * start_cont[None], wm.discount(feats[1:])])
+        weight = (torch.cumprod(disc, 0) / cfg["discount"]).detach()  # DV3 agent.py traj["weight"]
+        ret = lambda_return(reward, value, disc[1:], cfg["lambda"])
+        scale = self.retnorm.update(ret) if cfg["return_norm"] == "perc_ema" else ret.new_ones(())
+        adv = (ret - value[:-1]) / scale
+        dist = self.dist(outs)
+        if (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "backprop":
+            actor_loss = -adv
+        else:
+            actor_loss = -dist.log_prob(actions.detach()) * adv.detach()
+        entropy = dist.entropy()
+        actor_loss = (weight[:-1] * (actor_loss - cfg["actor_ent"] * entropy)).mean()
+        return actor_loss, ret, weight, scale, entropy, reward
+
+    def _critic_loss(self, critic_out, fast, feats, target, weight):
+        """Critic at the states that have a return, towards it (plus DV3's slow-critic regulariser)."""
+        cfg = self.cfg
+        steps = len(target)
+        with torch.no_grad():
+            slow = self.value(self.slow_critic, feats[:steps]) if cfg["critic_slowreg"] > 0 else None
+        if cfg["critic_head"] == "twohot":
+            loss = self.twohot.loss(critic_out[:steps], target)
+            if slow is not None:
+                loss = loss + cfg["critic_slowreg"] * self.twohot.loss(critic_out[:steps], slow)
+        else:
+            loss = 0.5 * (fast[:steps] - target).square()
+            if slow is not None:
+                loss = loss + cfg["critic_slowreg"] * 0.5 * (fast[:steps] - slow).square()
+        return (weight[:steps] * loss).mean()
 
     @torch.no_grad()
     def update_slow_critic(self) -> None:
@@ -415,7 +491,8 @@ class Dreamer:
             embed = self.wm.encode(data)[:, 0]
             latent = self.wm.rssm.step(latent, prev_action, embed, is_first)
             dist = self.ac.dist(self.ac.actor(self.wm.rssm.feat(latent)))
-        action = dist.rsample() if mode == "train" else dist.mode()
+        sample = mode == "train" or self.cfg["eval_policy"] == "sample"
+        action = dist.rsample() if sample else dist.mode()
         action = action.float() if self.discrete else action.float().clamp(-1, 1)
         latent = {k: v for k, v in latent.items() if k in ("deter", "stoch")}
         return action.cpu().numpy(), (latent, action)
@@ -440,8 +517,9 @@ class Dreamer:
 
 
 def _adam(params: Any, cfg: dict[str, Any], name: str) -> torch.optim.Optimizer:
-    """Adam with decoupled weight decay (DV2 tfutils Optimizer: var *= 1 - wd * lr), as torch AdamW."""
-    return torch.optim.AdamW(
+    """Adam with L2 weight decay added to the gradient after clipping, as HD wmlib-torch core/torch_utils.py
+    Optimizer applies it (optim.Adam(weight_decay=wd)); DV3 uses no weight decay."""
+    return torch.optim.Adam(
         params, lr=cfg[f"{name}_lr"], eps=cfg[f"{name}_eps"], weight_decay=cfg[f"{name}_wd"], foreach=True
     )
 

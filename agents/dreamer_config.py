@@ -14,7 +14,6 @@ from agents import balancers
 
 BACKBONES = ("dreamerv2", "dreamerv3")
 PRESETS = ("paper", "small", "smoke")
-SUITES = ("dmc", "dmcr", "metaworld", "atari100k", "rlbench", "gym")
 
 CHOICES: dict[str, tuple[Any, ...]] = {
     "precision": ("fp32", "bf16", "fp16"),
@@ -33,6 +32,9 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "critic_target": ("fast", "slow"),
     "return_norm": ("none", "perc_ema"),
     "imag_cont": ("mean", "mode"),
+    "init": ("xavier", "fan_avg", "torch"),
+    "returns": ("dv2", "dv3"),
+    "eval_policy": ("mode", "sample"),
 }
 POSITIVE_INT = (
     "batch_size",
@@ -88,6 +90,12 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "batch_length": 50,
         "act": "elu",  # HD rssm/encoder act elu, norm none
         "norm": False,
+        "init": "xavier",  # HD core/torch_utils.py Module.get: xavier-uniform weights, zero biases
+        "gru_norm": True,  # HD nets/dynamics/rssm.py: GRUCell(hidden, deter, norm=True), DV2 nets.py likewise
+        "gru_bias": True,  # HD GRUCell: Linear(bias=norm is not None), a bias beside the LayerNorm
+        # HD agents/actor_critic.py: V(s_t) = r(s_t) + d(s_t) V(s_t+1); the actor's targets start one step later
+        "returns": "dv2",
+        "eval_policy": "mode",  # HD agents/base.py get_action: eval takes the actor's mode
         "deter": 1024,  # HD rssm: deter 1024, hidden 1024 (DV2's own DMC preset uses 200)
         "hidden": 1024,
         "stoch": 32,  # HD rssm: stoch 32, discrete 32
@@ -148,11 +156,13 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "imag_cont": "mean",  # DV2 imagines with the discount head's mean
     }
     weights = {"obs": 1.0, "reward": 1.0, "dyn": 1.0, "cont": 1.0}  # HD loss_scales all 1.0 (kl 1.0)
-    run = {"train_ratio": 16 * 50 / 5, "prefill": 10000, "replay_capacity": 2_000_000}  # HD train_every 5
+    # HD train_every 5; pretrain 1 (defaults) or 100 (dmc_vision, dmc_remastered, metaworld)
+    run = {"train_ratio": 16 * 50 / 5, "prefill": 10000, "pretrain": 1, "replay_capacity": 2_000_000}
     if suite in ("dmc", "dmcr", "metaworld", "gym"):
         # HD dmc_vision / dmc_remastered / metaworld: identity rewards, no discount head, lr and entropy
         agent.update(clip_rewards="identity", pred_cont=False, actor_ent=1e-4, critic_lr=8e-5)
         agent["model_lr"] = 3e-4
+        run["pretrain"] = 100
     if suite == "gym":
         agent["pred_cont"] = True  # gym tasks terminate (CartPole): keep the continue head
     if suite in ("dmc", "dmcr", "gym"):
@@ -181,6 +191,10 @@ def _dreamerv3(suite: str) -> dict[str, Any]:
             "batch_length": 64,
             "act": "silu",  # DV3 act silu, norm layer
             "norm": True,
+            "init": "fan_avg",  # DV3 jaxutils Initializer: truncated normal, fan_avg (NM512 tools.weight_init)
+            "gru_bias": False,  # DV3 nets.py RSSM._gru: Linear with norm, no bias
+            "returns": "dv3",  # DV3 agent.py VFunction.score: r(s_t+1), the critic baseline not stopped
+            "eval_policy": "sample",  # DV3 agent.py policy: eval samples the actor, as train does
             "deter": 512,  # DV3 size S (dmc_vision/atari100k): deter 512, units 512, cnn_depth 32, layers 2
             "hidden": 512,
             "unimix": 0.01,  # DV3 rssm.unimix 0.01
@@ -223,7 +237,12 @@ def _dreamerv3(suite: str) -> dict[str, Any]:
     )
     weights = {"obs": 1.0, "reward": 1.0, "dyn": 0.6, "cont": 1.0}  # DV3: dyn 0.5 + rep 0.1 share one weight
     # DV3 dmc_vision/dmc_proprio train_ratio 512, atari100k 1024; train_fill 0 (we prefill a few episodes)
-    run = {"train_ratio": 512.0, "prefill": 1000, "replay_capacity": 1_000_000}  # DV3 replay_size 1e6
+    run = {
+        "train_ratio": 512.0,
+        "prefill": 1000,
+        "pretrain": 0,
+        "replay_capacity": 1_000_000,
+    }  # DV3 replay_size 1e6
     if suite == "atari100k":
         run["train_ratio"] = 1024.0
     if suite == "metaworld":
@@ -285,7 +304,9 @@ def _smoke(config: dict[str, Any]) -> None:
         imag_horizon=5,
         imag_starts=16,
     )
-    config["run"].update(train_ratio=32.0, prefill=64, replay_capacity=10_000)
+    config["run"].update(
+        train_ratio=32.0, prefill=64, pretrain=min(config["run"]["pretrain"], 2), replay_capacity=10_000
+    )
 
 
 def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
@@ -336,7 +357,7 @@ def check_config(backbone: str, config: dict[str, Any]) -> None:
     for key in UNIT_INTERVAL:
         if not _is_number(config[key]) or not 0 <= config[key] <= 1:
             _fail(key, config[key], "a number in [0, 1]")
-    for key in ("compile", "norm", "symlog_inputs", "pred_cont", "kl_free_avg"):
+    for key in ("compile", "norm", "symlog_inputs", "pred_cont", "kl_free_avg", "gru_norm", "gru_bias"):
         if not isinstance(config[key], bool):
             _fail(key, config[key], "true or false")
     if not isinstance(config["imag_starts"], int):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents import dreamer, dreamer_config
+from agents.nets import init_weights_
 from agents.prototypes import Prototypes, ema_update, proto_losses, random_shift
 from agents.rssm import State
 
@@ -59,6 +60,7 @@ def _pro_paper(config: dict[str, Any], suite: str) -> None:
         agent.update(deter=200, hidden=200, actor_lr=8e-5, critic_lr=8e-5, actor_ent=1e-4, kl_free=1.0)
         agent.update(pred_cont=False, clip_rewards="identity")  # PRO dmc pred_discount False
         run["prefill"] = 5000  # PRO dmc prefill 5000
+    run["pretrain"] = 100 if suite in ("dmc", "dmcr") else 0  # PRO pretrain 0, dmc 100
 
 
 def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
@@ -125,6 +127,8 @@ class ProtoWorldModel(dreamer.WorldModel):
         dim = cfg["proto_dim"]
         self.obs_proj = nn.Linear(self.cnn_encoder.out_dim, dim)  # PRO nets.py obs_proj / feat_proj Dense
         self.feat_proj = nn.Linear(self.rssm.feat_dim, dim)
+        init_weights_(self.obs_proj, cfg["init"])
+        init_weights_(self.feat_proj, cfg["init"])
         self.prototypes = Prototypes(cfg["proto_count"], dim, cfg["proto_freeze"])
         # PRO copies the online weights into the target after the first update; starting as a copy is the same
         self.ema_encoder = copy.deepcopy(self.cnn_encoder).requires_grad_(False)
@@ -178,21 +182,17 @@ class ProtoWorldModel(dreamer.WorldModel):
 
 
 class DreamerPro(dreamer.Dreamer):
-    """The Agent: DreamerV2's training and acting with ProtoWorldModel in place of the world model."""
+    """The Agent: DreamerV2's training and acting with ProtoWorldModel in place of the world model (through
+    the backbone's ``world_model_class``, so the balancer's own lr and ``agent.compile`` apply as for any
+    Dreamer)."""
+
+    world_model_class = ProtoWorldModel
 
     def __init__(
         self, obs_space: gym.spaces.Dict, act_space: gym.Space, cfg: dict[str, Any], device: torch.device
     ):
         super().__init__(obs_space, act_space, cfg, device)
-        # Swap in the prototype world model; the modules and the model optimizer must then follow it.
-        self.wm = ProtoWorldModel(obs_space, self.actions, cfg)
         self.obs_keys = ["image"]
-        self.modules = nn.ModuleDict({"wm": self.wm, "ac": self.ac, "balancer": self.balancer}).to(
-            self.device
-        )
-        self.model_opt = dreamer._adam(
-            list(self.wm.parameters()) + list(self.balancer.parameters()), cfg, "model"
-        )
 
     def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         # PRO agent.py preprocess: every sequence twice (two views); imagination starts from both

@@ -70,7 +70,54 @@ def mlp(
     if outscale == 0.0:  # DV3 configs.yaml: reward/critic outscale 0 -> predict 0 at init
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
+        head.keep_init = True  # init_weights_ leaves it at zero
     return nn.Sequential(*mods, head)
+
+
+INITS = ("xavier", "fan_avg", "torch")
+_TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
+
+
+def init_block_(weight: torch.Tensor, style: str, fan_in: int, fan_out: int) -> None:
+    """Initialise ``weight`` in place with explicit fans, so one block of a reference layer that we split
+    (e.g. the RSSM's input Linear over [stoch, action]) gets the distribution of the whole layer.
+
+    ``xavier``: uniform, bound sqrt(6 / (fan_in + fan_out)) (HD wmlib-torch core/torch_utils.py Module.get:
+    xavier_uniform_, "to match tensorflow initialization"; DV2's Keras glorot_uniform).
+    ``fan_avg``: normal truncated at 2 std, std = sqrt(1 / fan_avg) / 0.8796 (DV3 @8fa35f8 jaxutils
+    Initializer dist normal, fan avg; NM512 tools.weight_init)."""
+    with torch.no_grad():
+        if style == "xavier":
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            weight.uniform_(-bound, bound)
+        elif style == "fan_avg":
+            std = math.sqrt(2.0 / (fan_in + fan_out)) / _TRUNC_STD
+            nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std)
+        else:
+            raise ValueError(f"init={style!r} is invalid; valid: {', '.join(INITS)}")
+
+
+def fans(weight: torch.Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) of a Linear (out, in) or conv (out, in, k, k) weight. For a transposed conv
+    (in, out, k, k) the two swap, which neither init style distinguishes (both use fan_in + fan_out)."""
+    receptive = int(math.prod(weight.shape[2:]))
+    return int(weight.shape[1]) * receptive, int(weight.shape[0]) * receptive
+
+
+def init_weights_(root: nn.Module, style: str, skip: tuple[nn.Module, ...] = ()) -> None:
+    """Every Linear/Conv weight under ``root`` by ``style`` and every bias to zero (as both references do);
+    LayerNorms keep ones/zeros. ``torch`` keeps PyTorch's defaults. Modules marked ``keep_init`` (zero
+    output heads) and those in ``skip`` are left alone."""
+    if style == "torch":
+        return
+    for module in root.modules():
+        if not isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+            continue
+        if getattr(module, "keep_init", False) or any(module is other for other in skip):
+            continue
+        init_block_(module.weight, style, *fans(module.weight))
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 class ChannelNorm(nn.Module):

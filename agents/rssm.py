@@ -1,8 +1,10 @@
 """Recurrent state-space model with discrete latents (DreamerV2/V3) and its KL losses.
 
 State: ``deter`` (N, D) GRU state and ``stoch`` (N, S, K) one-hot samples; ``logits`` are log-probs.
-DV2 (dreamerv2 common/nets.py EnsembleRSSM): ELU, no norm, zero initial state, no unimix.
-DV3 (dreamerv3 @8fa35f8 nets.py RSSM): SiLU + LayerNorm, learned initial state, unimix 1%, action clip 1.
+DV2 (dreamerv2 common/nets.py EnsembleRSSM; HD wmlib-torch nets/dynamics/rssm.py): ELU, no norm in the MLP
+layers but a LayerNorm inside the GRU (``GRUCell(..., norm=True)``, whose Linear keeps its bias), zero initial
+state, no unimix. DV3 (dreamerv3 @8fa35f8 nets.py RSSM): SiLU + LayerNorm everywhere (the GRU's Linear has no
+bias), learned initial state, unimix 1%, action clip 1.
 
 ``observe`` precomputes every input projection that does not depend on the recurrence (the action part of
 the prior input, the embedding part of the posterior input, the prior head) for the whole sequence, so the
@@ -22,11 +24,11 @@ State = dict[str, torch.Tensor]
 
 
 class GRUCell(nn.Module):
-    """DV2/DV3 GRU: one Linear over [input, state], optional LayerNorm, update gate bias -1."""
+    """DV2/DV3 GRU: one Linear over [input, state], LayerNorm (eps 1e-3, as TF), update gate bias -1."""
 
-    def __init__(self, inp: int, size: int, norm: bool):
+    def __init__(self, inp: int, size: int, norm: bool, bias: bool):
         super().__init__()
-        self.linear = nn.Linear(inp + size, 3 * size, bias=not norm)
+        self.linear = nn.Linear(inp + size, 3 * size, bias=bias)
         self.norm = nn.LayerNorm(3 * size, eps=1e-3) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -53,7 +55,7 @@ class RSSM(nn.Module):
         self.img_in_stoch = nn.Linear(flat, hidden, bias=not norm)
         self.img_in_action = nn.Linear(actions, hidden, bias=False)
         self.img_in = nn.Sequential(*([nn.LayerNorm(hidden, eps=1e-3)] if norm else []), activation(act))
-        self.cell = GRUCell(hidden, self.deter, norm)
+        self.cell = GRUCell(hidden, self.deter, cfg["gru_norm"], cfg["gru_bias"])
         self.img_out = nn.Sequential(block(self.deter), nn.Linear(hidden, flat))
         self.obs_in_deter = nn.Linear(self.deter, hidden, bias=not norm)
         self.obs_in_embed = nn.Linear(embed, hidden, bias=False)
@@ -61,6 +63,12 @@ class RSSM(nn.Module):
         self.obs_out = nn.Linear(hidden, flat)
         # DV3 rssm.initial: learned; DV2: zeros
         self.initial = nn.Parameter(torch.zeros(self.deter)) if cfg["initial"] == "learned" else None
+
+    def split_linears(self) -> list[tuple[nn.Linear, ...]]:
+        """Linears that the references build as one layer over concatenated inputs ([stoch, action] into
+        the prior, [deter, embed] into the posterior); split here so that the sequence-wide part is computed
+        once. Their init uses the whole layer's fans."""
+        return [(self.img_in_stoch, self.img_in_action), (self.obs_in_deter, self.obs_in_embed)]
 
     @property
     def feat_dim(self) -> int:

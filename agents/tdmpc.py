@@ -96,6 +96,8 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
         run.update(prefill=50, replay_capacity=2000)
     # one update per agent step (TDMPC train.py): the harness replays batch x sequence_length steps per update
     run["train_ratio"] = float(agent["batch_size"] * sequence_length(agent))
+    # TDMPC train.py: at step == seed_steps it makes seed_steps updates at once (smoke: a token burst)
+    run["pretrain"] = 2 if preset == "smoke" else run["prefill"]
     return {"agent": agent, "run": run}
 
 

@@ -60,7 +60,7 @@ def test_default_config_is_json_and_valid(backbone, preset, suite):
     agent = config["agent"]
     dreamer.check_config(backbone, agent)
     assert agent["version"] == ("dreamerv2" if backbone == "dreamerv2" else "dreamerv3-2023")
-    assert set(config["run"]) == {"train_ratio", "prefill", "replay_capacity"}
+    assert set(config["run"]) == {"train_ratio", "prefill", "pretrain", "replay_capacity"}
     weights = agent["balancer"]["weights"]
     if backbone == "dreamerv3":
         assert (

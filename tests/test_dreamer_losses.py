@@ -54,6 +54,8 @@ def test_kl_terms_through_the_rssm_reach_the_right_heads():
         "unimix": 0.01,
         "action_clip": 1.0,
         "norm": True,
+        "gru_norm": True,
+        "gru_bias": False,
         "act": "silu",
         "initial": "learned",
     }
