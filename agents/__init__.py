@@ -6,7 +6,8 @@ A backbone module exposes
       ``agents.balancers.default_config``) and the run settings it owns (``train_ratio``, ``prefill``);
   ``make(backbone: str, obs_space, act_space, config: dict, device: torch.device) -> Agent`` with ``config``
       the agent section (``backbone`` lets one module serve several, e.g. dreamerv2 and dreamerv3).
-Any ``<backbone>+<balancer>`` name works; the paper's names are fixed pairs.
+Any ``<backbone>+<balancer>`` name works; the paper's names are fixed pairs, resolved per suite where the
+paper used another backbone there (HarmonyDream on Atari100K is DreamerV3 + harmony: HD's dreamerv3-jax).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ class AgentEntry:
     backbone: str
     balancer: str | None  # None keeps the backbone's own default (fixed weights)
     description: str
+    # (suite, registry name) where the paper ran this name on another backbone
+    per_suite: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def pair(self) -> str:
+        """``<backbone>+<balancer>``: what the name stands for, as spec.json and --dry-run show it."""
+        return f"{self.backbone}+{self.balancer or 'fixed'}"
 
 
 BACKBONES: dict[str, str] = {
@@ -46,7 +54,13 @@ AGENTS: dict[str, AgentEntry] = {
     ),
     "dreamerpro": AgentEntry("dreamerpro", None, "DreamerPro: decoder-free prototypical representations"),
     "tdmpc": AgentEntry("tdmpc", None, "TD-MPC v1: latent model, TD value learning, MPPI planning"),
-    "harmonydream": AgentEntry("dreamerv2", "harmony", "HarmonyDream: DreamerV2 + rectified harmonious loss"),
+    "harmonydream": AgentEntry(
+        "dreamerv2",
+        "harmony",
+        "HarmonyDream: DreamerV2 + rectified harmonious loss (DreamerV3 + harmony on atari100k)",
+        # HarmonyDream paper, Atari100K: built on DreamerV3 (thuml/HarmonyDream dreamerv3-jax)
+        per_suite=(("atari100k", "dreamerv3+harmony"),),
+    ),
     "uw": AgentEntry("dreamerv2", "uncertainty", "DreamerV2 + Uncertainty Weighting"),
     "dwa": AgentEntry("dreamerv2", "dwa", "DreamerV2 + Dynamic Weight Average"),
     "nashmtl": AgentEntry("dreamerv2", "nashmtl", "DreamerV2 + Nash-MTL"),
@@ -55,10 +69,13 @@ AGENTS: dict[str, AgentEntry] = {
 ALL = ("dreamerv2", "dreamerv3", "dreamerpro", "tdmpc", "harmonydream", "uw", "dwa", "nashmtl")
 
 
-def resolve(name: str) -> AgentEntry:
-    """The entry for a registry name or a ``<backbone>+<balancer>`` pair; KeyError with the reason."""
+def resolve(name: str, suite: str = "") -> AgentEntry:
+    """The entry for a registry name (on ``suite``, where the paper changed backbone per suite) or a
+    ``<backbone>+<balancer>`` pair, which means the same everywhere; KeyError with the reason."""
     if name in AGENTS:
-        return AGENTS[name]
+        entry = AGENTS[name]
+        other = dict(entry.per_suite).get(suite)
+        return resolve(other) if other else entry
     backbone, sep, balancer = name.partition("+")
     balancer = BALANCER_ALIASES.get(balancer, balancer)
     if sep and backbone in BACKBONES and balancer in BALANCERS:
@@ -75,26 +92,39 @@ def _module(backbone: str) -> Any:
 
 
 def default_config(name: str, preset: str, suite: str) -> dict[str, Any]:
-    entry = resolve(name)
+    entry = resolve(name, suite)
     config = _module(entry.backbone).default_config(entry.backbone, preset, suite)
     if entry.balancer is not None:
         config["agent"]["balancer"]["name"] = entry.balancer
     return config
 
 
-def check_config(name: str, config: dict[str, Any]) -> None:
+def check_config(name: str, config: dict[str, Any], suite: str = "") -> None:
     """ValueError (one line) on a bad agent section, checked by the backbone that owns it."""
-    entry = resolve(name)
+    entry = resolve(name, suite)
     _module(entry.backbone).check_config(entry.backbone, config)
 
 
-def check_observations(name: str, keys: list[str], config: dict[str, Any]) -> None:
+def check_observations(name: str, keys: list[str], config: dict[str, Any], suite: str = "") -> None:
     """ValueError (one line) when the agent cannot read an env with these observation keys; lets the CLI
     refuse e.g. DreamerPro on a state-only suite before anything is built or written."""
-    entry = resolve(name)
+    entry = resolve(name, suite)
     _module(entry.backbone).check_observations(entry.backbone, keys, config)
 
 
-def make(name: str, obs_space: Any, act_space: Any, config: dict[str, Any], device: Any) -> Any:
-    entry = resolve(name)
+# TD-MPC plans with MPPI over continuous actions (its make refuses a Discrete space); the others take both.
+CONTINUOUS_ACTIONS_ONLY = ("tdmpc",)
+
+
+def check_actions(name: str, discrete: bool, suite: str = "") -> None:
+    """ValueError (one line) when the agent cannot act in this kind of action space; lets the planner refuse
+    e.g. TD-MPC on Atari before anything is built or written."""
+    if discrete and resolve(name, suite).backbone in CONTINUOUS_ACTIONS_ONLY:
+        raise ValueError(f"discrete actions are invalid for {name}; valid: continuous (Box) actions")
+
+
+def make(
+    name: str, obs_space: Any, act_space: Any, config: dict[str, Any], device: Any, suite: str = ""
+) -> Any:
+    entry = resolve(name, suite)
     return _module(entry.backbone).make(entry.backbone, obs_space, act_space, config, device)

@@ -67,6 +67,9 @@ class Balancer(nn.Module):
         total = sum(weights[g] * losses[g] for g in self.groups)
         return total, weights
 
+    def after_backward(self, shared_params: Sequence[torch.Tensor] | None) -> None:
+        """Called between the backward pass (gradients unscaled) and the backbone's own clipping."""
+
 
 class Fixed(Balancer):
     """Fixed loss scales from the config, as the backbones' papers use them."""
@@ -131,7 +134,12 @@ class DynamicWeightAverage(Adaptive):
 
     The FIFO holds the last 2 x window detached loss vectors (current one included, as NASH does). Weights are
     ones until the FIFO holds only real losses (NASH starts after window + 1 calls, against its ones-filled
-    FIFO). The total is sum w_i L_i (NASH takes the mean, a constant factor 1/K).
+    FIFO). The balanced groups enter as mean_i w_i L_i, as NASH's ``(task_weights * losses).mean()``, so
+    each effective weight is w_i / K; groups kept out of the balance add their fixed-weight terms.
+
+    Kept on purpose: NASH starts re-weighting after ``window + 1`` calls against a FIFO filled with ones,
+    which for Dreamer's losses (obs in the hundreds) gives ratios of ~100 and one group all the weight for
+    a window; we wait until the FIFO holds real losses only.
     """
 
     def __init__(self, groups: Sequence[str], config: dict[str, Any]):
@@ -154,7 +162,7 @@ class DynamicWeightAverage(Adaptive):
         self.calls += 1
         total, weights = self._kept_part(losses)
         for g, w in zip(self.balanced, self.current_weights()):
-            weights[g] = w.to(losses[g].device)
+            weights[g] = w.to(losses[g].device) / len(self.balanced)
             total = total + weights[g] * losses[g]
         return total, weights
 
@@ -164,10 +172,9 @@ class NashMTL(Adaptive):
 
     Per-group gradients on the shared parameters give G; alpha comes from sequential convex solves on
     G G^T / ||G G^T||_F (warm-started), then is rescaled to solve the unnormalised condition, recomputed every
-    ``nash_update_every`` calls and reused in between. NASH clips the shared gradient to ``max_norm`` after
-    backward; here alpha is scaled so that ||sum_i alpha_i g_i|| <= max_norm (as torchjd does), which scales
-    the head gradients of balanced groups by the same factor (0 disables). A group with a zero gradient (KL
-    under free bits) gets alpha 0 and the rest are solved among themselves.
+    ``nash_update_every`` calls and reused in between. After backward, the shared parameters' gradient is
+    clipped to norm ``max_norm`` (NASH weight_methods.py L269-270; 0 disables); the heads keep theirs. A group
+    with a zero gradient (KL under free bits) gets alpha 0 and the rest are solved among themselves.
     """
 
     needs_shared_params = True
@@ -219,13 +226,13 @@ class NashMTL(Adaptive):
         solution[active] = nash_bargaining_weights(sub / scale, solution[active], self.iters)
         self.solution.copy_(torch.from_numpy(solution))
         alpha = np.zeros(len(losses))
-        alpha[active] = solution[active] / np.sqrt(
-            scale
-        )  # G_n a = 1/a  <=>  G (a / sqrt(|G|)) = sqrt(|G|) / a
-        norm = np.sqrt(alpha @ gram @ alpha)
-        if self.max_norm > 0 and norm > self.max_norm:
-            alpha *= self.max_norm / norm
+        # G_n a = 1/a  <=>  G (a / sqrt(|G|)) = sqrt(|G|) / a
+        alpha[active] = solution[active] / np.sqrt(scale)
         self.alpha.copy_(torch.from_numpy(alpha))
+
+    def after_backward(self, shared_params: Sequence[torch.Tensor] | None) -> None:
+        if self.max_norm > 0 and shared_params:
+            nn.utils.clip_grad_norm_(list(shared_params), self.max_norm, foreach=True)
 
 
 def nash_bargaining_weights(gram: np.ndarray, start: np.ndarray, iters: int) -> np.ndarray:

@@ -431,6 +431,7 @@ class Dreamer:
         self.model_opt.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.unscale_(self.model_opt)
+        self.balancer.after_backward(shared)
         if self.clip_with_model:  # HD: the harmony scalars sit inside the world-model clipping
             model_norm = nn.utils.clip_grad_norm_(wm_params + bal_params, cfg["model_clip"], foreach=True)
         else:

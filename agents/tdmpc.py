@@ -558,6 +558,7 @@ class TDMPC:
         self.optimizer.zero_grad(set_to_none=True)
         # TDMPC scales the model gradient by 1 / horizon (a hook on the weighted loss)
         (total / (data["obs"].shape[0] - 1)).backward()
+        self.balancer.after_backward(shared)
         grad_norm = nn.utils.clip_grad_norm_(self.clip_params, c["grad_clip"])
         self.optimizer.step()
 

@@ -26,7 +26,8 @@ class RunSpec:
     agent: str
     seed: int
     preset: str = cfg.DEFAULT_PRESET
-    overrides: tuple[tuple[str, Any], ...] = field(default=())  # sorted (dotted key, typed value)
+    # sorted (dotted key, typed value); list values are stored as tuples so that a spec stays hashable
+    overrides: tuple[tuple[str, Any], ...] = field(default=())
 
     @property
     def variant(self) -> str:
@@ -53,7 +54,7 @@ class RunSpec:
         config = cfg.merge(config, agents.default_config(self.agent, self.preset, self.suite))
         config = cfg.merge(config, {"run": cfg.PRESET_RUN[self.preset]})
         for key, value in self.overrides:
-            cfg.apply_override(config, key, value)
+            cfg.apply_override(config, key, _thawed(value))
         return config
 
     def to_json(self) -> dict[str, Any]:
@@ -62,9 +63,10 @@ class RunSpec:
             "suite": self.suite,
             "task": self.task,
             "agent": self.agent,
+            "resolved_agent": agents.resolve(self.agent, self.suite).pair,  # e.g. dreamerv3+harmony
             "seed": self.seed,
             "preset": self.preset,
-            "overrides": dict(self.overrides),
+            "overrides": {key: _thawed(value) for key, value in self.overrides},
         }
 
 
@@ -129,5 +131,14 @@ def _typed_overrides(
         node: Any = probe
         for part in key.split("."):
             node = node[part]
-        out.append((key, node["name"] if isinstance(node, dict) else node))
+        out.append((key, _frozen(node["name"] if isinstance(node, dict) else node)))
     return tuple(sorted(out))
+
+
+def _frozen(value: Any) -> Any:
+    """A list override value as a tuple (hashable; JSON and the variant hash still see a list)."""
+    return tuple(_frozen(item) for item in value) if isinstance(value, list) else value
+
+
+def _thawed(value: Any) -> Any:
+    return [_thawed(item) for item in value] if isinstance(value, tuple) else value

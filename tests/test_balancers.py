@@ -144,11 +144,11 @@ def test_dwa_weights_by_hand():
     history = [(1.0, 4.0, 3.0), (1.0, 4.0, 3.0), (2.0, 2.0, 3.0), (2.0, 2.0, 3.0)]
     for step, (obs, reward, dyn) in enumerate(history):
         total, weights = balancer(losses(obs=obs, reward=reward, dyn=dyn))
-        if step < 3:  # warm-up: the FIFO of 2 x window losses is not full yet
-            assert [weights[g].item() for g in ("obs", "reward", "dyn")] == [1.0, 1.0, 1.0]
-    # ratios recent/older: obs 2/1, reward 2/4, dyn 3/3; w = 3 softmax(r / 2)
+        if step < 3:  # warm-up: the FIFO of 2 x window losses is not full yet; NASH's mean: 1/K each
+            assert [weights[g].item() for g in ("obs", "reward", "dyn")] == pytest.approx([1 / 3] * 3)
+    # ratios recent/older: obs 2/1, reward 2/4, dyn 3/3; w = 3 softmax(r / 2), averaged over the 3 groups
     exps = [math.exp(1.0), math.exp(0.25), math.exp(0.5)]
-    expected = [3 * e / sum(exps) for e in exps]
+    expected = [e / sum(exps) for e in exps]
     assert [weights[g].item() for g in ("obs", "reward", "dyn")] == pytest.approx(expected, rel=1e-6)
     assert weights["cont"].item() == 1.0
     assert total.item() == pytest.approx(expected[0] * 2 + expected[1] * 2 + expected[2] * 3 + 0.7, rel=1e-6)
@@ -195,12 +195,16 @@ def test_nashmtl_solves_the_bargaining_condition():
     total.backward()  # alpha is a constant: the shared gradient is sum_i alpha_i g_i
     assert param.grad.tolist() == pytest.approx((alpha @ gradients).tolist(), rel=1e-5)
 
+    # NASH clips the shared parameters' gradient after backward; alpha itself stays the solution
     clipped = balancers.make(DREAMER_GROUPS, config("nashmtl", nash_max_norm=1.0))
-    _, weights = clipped(linear_losses(gradients, param), [param])
-    clipped_alpha = nash_alpha(weights)
-    assert torch.linalg.norm(clipped_alpha @ gradients).item() == pytest.approx(1.0, rel=1e-4)
-    assert (clipped_alpha / clipped_alpha.sum()).tolist() == pytest.approx(
-        (alpha / alpha.sum()).tolist(), rel=1e-3
+    param.grad = None
+    total, weights = clipped(linear_losses(gradients, param), [param])
+    assert nash_alpha(weights).tolist() == pytest.approx(alpha.tolist(), rel=1e-6)
+    total.backward()
+    clipped.after_backward([param])
+    assert torch.linalg.norm(param.grad).item() == pytest.approx(1.0, rel=1e-6)
+    assert (param.grad / torch.linalg.norm(param.grad)).tolist() == pytest.approx(
+        ((alpha @ gradients) / torch.linalg.norm(alpha @ gradients)).tolist(), rel=1e-6
     )
 
 
