@@ -1,4 +1,4 @@
-"""A results directory -> one tidy DataFrame (see /work/notes results contract and DESIGN.md "Results layout").
+"""A results directory -> one tidy DataFrame (the layout is the README's "Results" section).
 
 Columns: suite, task, agent, variant, seed, run_id, step (env frames), agent_step, metric, value, source, then
 one column per config key that differs between runs otherwise alike (same suite, task, agent and seed), e.g. a

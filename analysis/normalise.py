@@ -1,6 +1,6 @@
 """Normalised scores from fixed references only, so adding an agent never changes another agent's numbers.
 
-Per suite (PROTOCOLS.md "Suites", metric column):
+Per suite (each suite's published metric, as in the README's suite table):
 - atari100k / atari: human-normalised score (return - random) / (human - random), standard table in
   ``suites.reference_scores``;
 - metaworld, rlbench: success rate (the mean of eval episodes' success);

@@ -19,7 +19,7 @@ import pandas as pd
 import suites
 from suites.reference_scores import ATARI_RANDOM_HUMAN
 
-# Env frames per agent step (PROTOCOLS.md "Suites"): Atari 4, DMC 2.
+# Env frames per agent step (action repeat of danijar/dreamerv3 configs.yaml): Atari 4, DMC 2.
 ACTION_REPEAT = {"atari100k": 4, "atari": 4, "dmc": 2, "dmcr": 2}
 DEFAULT_BINS = 20  # HarmonyDream's Atari100K grid: 20 points of 20K frames
 

@@ -1,6 +1,6 @@
 """Harness overhead: expanding + dry-running a 1,000-run sweep, and `bench status` over 10,000 run dirs.
 
-Targets (issue #2): < 10 s and < 2 s on the 2-core CPU machine. Each row is timed as the user runs it (a
+Targets: < 10 s and < 2 s on a 2-core CPU machine. Each row is timed as the user runs it (a
 fresh `bench` process, imports included), median of --repeats; the baseline row beside each is the floor
 the command cannot beat: starting `bench` at all (`bench list suites`), and reading every status.json with
 no table work.

@@ -18,7 +18,7 @@ def apply_render_mode(model, mode: str, width: int, height: int) -> None:
 
     "default" keeps the model's own settings (4x MSAA, shadows, its offscreen buffer). "fast" drops
     multisampling and shadows and shrinks the offscreen buffer to the image size: ~5x faster on a CPU
-    (ENVIRONMENT.md) but a different look, so every method in one comparison must share the mode.
+    (benchmarks/envs.py) but a different look, so every method in one comparison must share the mode.
     """
     if mode == "default":
         return

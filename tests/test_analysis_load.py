@@ -114,7 +114,7 @@ def _published(name):
 
 
 def test_format_a_import_reproduces_the_papers_atari100k_numbers():
-    """HarmonyDream's score files, last point (400K frames), 5 seeds: PROTOCOLS.md reference results."""
+    """HarmonyDream's score files, last point (400K frames), 5 seeds: the paper's Atari100K numbers."""
     frames = [
         load_published(_published(f"harmonydream-atari100k-{m}.json"))
         for m in ("harmony_dreamerv3", "dreamerv3")

@@ -1,6 +1,6 @@
 """End to end through the real `bench` command on real simulators and the real DreamerV3 agent.
 
-Covers issue #2's behaviours: results layout, skip of done runs, kill -9 + resume, SIGTERM preemption,
+Covers the harness's promises: results layout, skip of done runs, kill -9 + resume, SIGTERM preemption,
 determinism, NaN handling, and the local executor.
 """
 
