@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from suites.base import Env, Suite
+    from suites.base import Suite
 
 # name -> (module, class, one-line description)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
@@ -49,7 +49,3 @@ OBSERVATION_KEYS = {"image": ["image"], "state": ["state"], "both": ["image", "s
 def observation_keys(env_config: dict[str, Any]) -> list[str]:
     """The observation keys an env built from this (already checked) env section provides."""
     return OBSERVATION_KEYS[env_config["obs"]]
-
-
-def make(name: str, task: str, seed: int, env_config: dict[str, Any], mode: str = "train") -> Env:
-    return get(name).make(task, seed, env_config, mode)

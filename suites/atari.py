@@ -10,7 +10,7 @@ import numpy as np
 
 from suites.base import Env, Protocol, Suite
 from suites.checks import check_choice, check_common, check_positive_int
-from suites.reference_scores import ATARI100K_GAMES, hns
+from suites.reference_scores import ATARI100K_GAMES
 
 # ALE ROM ids where they differ from the score-table names.
 _ROM_IDS = {"james_bond": "jamesbond"}
@@ -91,15 +91,8 @@ class Atari100kSuite(Suite):
     description = "Atari 100K: 26 games, 400K frames, human-normalised"
     # DV3 configs.yaml atari100k (also HD dreamerv3-jax): steps 1.01e5 agent steps, eval_every 5e3 agent
     # steps, eval_eps 100, repeat 4, sticky False, noops 30, actions needed.
-    protocol = Protocol(
-        budget=400_000,
-        action_repeat=4,
-        image_size=64,
-        eval_every=20_000,
-        eval_episodes=100,
-        metric="hns",
-        source="danijar/dreamerv3 configs.yaml atari100k; thuml/HarmonyDream dreamerv3-jax",
-    )
+    # Published protocol: danijar/dreamerv3 configs.yaml atari100k; thuml/HarmonyDream dreamerv3-jax
+    protocol = Protocol(budget=400_000, eval_every=20_000)
     default_tasks = ATARI100K_GAMES
 
     def tasks(self) -> list[str]:
@@ -128,6 +121,9 @@ class Atari100kSuite(Suite):
         }
         return {"env": env, "run": runs[preset]}
 
+    def discrete_actions(self, task: str) -> bool:
+        return True  # ALE's minimal action sets
+
     def check_config(self, task: str, env_config: dict[str, Any]) -> None:
         check_choice("atari100k task", task, self.tasks())
         check_common(env_config, ("image",))
@@ -141,7 +137,3 @@ class Atari100kSuite(Suite):
 
     def make(self, task: str, seed: int, env_config: dict[str, Any], mode: str = "train") -> Env:
         return AtariEnv(task, seed, env_config)
-
-    @staticmethod
-    def normalise(task: str, score: float) -> float:
-        return hns(task, score)

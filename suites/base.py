@@ -1,6 +1,6 @@
 """The suite contract: a named set of tasks, its published protocol as data, and an env factory.
 
-Every env speaks one observation dict (see DESIGN.md, "Observations and actions"):
+Every env speaks one observation dict:
 ``image`` uint8 (H, W, C), optional ``state`` float32 vector, ``reward`` float32, ``is_first``,
 ``is_last``, ``is_terminal`` bools (terminal only on true termination, never on a time limit) and, where
 the suite defines it, ``success`` bool. ``reset()`` returns the first step (reward 0, is_first True).
@@ -23,15 +23,11 @@ class SuiteUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Protocol:
-    """A suite's published evaluation protocol. All step counts are env frames."""
+    """The budget and evaluation interval of a suite's published protocol, in env frames (its other settings,
+    such as action repeat and image size, live in the suite's ``env`` config)."""
 
     budget: int  # env frames of the paper preset
-    action_repeat: int
-    image_size: int
     eval_every: int  # env frames between evaluations
-    eval_episodes: int
-    metric: str  # "return" | "success" | "hns" (human-normalised score)
-    source: str = ""  # where these numbers come from
 
 
 @dataclass
@@ -71,6 +67,11 @@ class Suite:
         ``run`` holds the protocol's ``steps`` (budget in env frames), ``eval_every``, ``eval_episodes``.
         """
         raise NotImplementedError
+
+    def discrete_actions(self, task: str) -> bool:
+        """Whether this task's env acts through a Discrete space (else a Box); known without building it, so
+        the planner can refuse an agent that cannot act there before anything runs."""
+        return False
 
     def check_available(self) -> None:
         """Raise SuiteUnavailable with install instructions if the simulator is missing."""

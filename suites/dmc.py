@@ -42,15 +42,8 @@ class DMCSuite(Suite):
     name = "dmc"
     description = "DeepMind Control from pixels (or state), action repeat 2"
     # DV3 configs.yaml (dmc_vision): 1M env frames; DV3 evaluates 10 episodes every 10K frames.
-    protocol = Protocol(
-        budget=1_000_000,
-        action_repeat=2,
-        image_size=64,
-        eval_every=10_000,
-        eval_episodes=10,
-        metric="return",
-        source="danijar/dreamerv3 configs.yaml dmc_vision; HD wmlib-torch dreamerv2.yaml dmc_vision",
-    )
+    # Published protocol: danijar/dreamerv3 configs.yaml dmc_vision; HD wmlib-torch dreamerv2.yaml dmc_vision
+    protocol = Protocol(budget=1_000_000, eval_every=10_000)
     default_tasks = ("walker_walk", "cheetah_run", "cartpole_balance")
 
     def tasks(self) -> list[str]:

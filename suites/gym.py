@@ -63,9 +63,7 @@ class GymSuite(Suite):
     name = "gym"
     description = "Cheap gymnasium state tasks (Pendulum-v1, CartPole-v1) for sanity checks"
     # No published protocol: sized so an agent's learning can be checked on a CPU in minutes.
-    protocol = Protocol(
-        budget=20_000, action_repeat=1, image_size=0, eval_every=2_000, eval_episodes=5, metric="return"
-    )
+    protocol = Protocol(budget=20_000, eval_every=2_000)
     default_tasks = TASKS
 
     def tasks(self) -> list[str]:
@@ -80,6 +78,12 @@ class GymSuite(Suite):
             "smoke": {"steps": 600, "eval_every": 300, "eval_episodes": 1},
         }
         return {"env": env, "run": runs[preset]}
+
+    def discrete_actions(self, task: str) -> bool:
+        env = gymnasium.make(task)  # classic control: cheap to build, and the space is then exact
+        discrete = isinstance(env.action_space, gymnasium.spaces.Discrete)
+        env.close()
+        return discrete
 
     def check_config(self, task: str, env_config: dict[str, Any]) -> None:
         check_choice("gym task", task, self.tasks())

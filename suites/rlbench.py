@@ -120,15 +120,8 @@ class RLBenchSuite(Suite):
     description = "RLBench reach_target/push_button (needs CoppeliaSim)"
     # HD wmlib-torch/configs/dreamerv2.yaml rlbench: steps 502000 agent steps at action_repeat 2 (1.004M
     # frames), time_limit 200 agent steps, eval_every 5e3 agent steps, eval_eps 5.
-    protocol = Protocol(
-        budget=1_004_000,
-        action_repeat=2,
-        image_size=64,
-        eval_every=10_000,
-        eval_episodes=5,
-        metric="success",
-        source="thuml/HarmonyDream wmlib-torch/configs/dreamerv2.yaml (rlbench), wmlib/envs/rlbench.py",
-    )
+    # Published protocol: thuml/HarmonyDream wmlib-torch/configs/dreamerv2.yaml (rlbench), wmlib/envs/rlbench.py
+    protocol = Protocol(budget=1_004_000, eval_every=10_000)
     default_tasks = TASKS
 
     def tasks(self) -> list[str]:
