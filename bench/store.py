@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 from bench.config import ConfigError
 
 MARKER = ".harmonybench"  # marks a directory as a results root
-STATES = ("pending", "running", "preempted", "failed", "done")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
