@@ -1,4 +1,5 @@
-"""What the agent sees: a grid of observation frames from random-policy episodes, and optionally a GIF."""
+"""What the agent sees: a grid of observation frames from random-policy episodes, and optionally a GIF;
+the shared helpers that write frames as MP4/GIF with a caption bar."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import numpy as np
 import suites
 
 FRAMES_PER_ROW = 8
+FPS = 30
+CAPTION_HEIGHT = 16
+MACRO_BLOCK = 16  # H.264 encoders work on 16x16 blocks: frames are padded to a multiple
 
 
 def render_frames(
@@ -50,8 +54,42 @@ def render_frames(
     out.parent.mkdir(parents=True, exist_ok=True)
     imageio.imwrite(out, np.concatenate(rows, axis=0))
     if gif is not None:
-        imageio.mimwrite(Path(gif), first_episode, duration=1 / 30, loop=0)
+        write_animation(Path(gif), first_episode)
     return out
+
+
+def write_animation(path: Path, frames: list[np.ndarray] | np.ndarray, fps: int = FPS) -> Path:
+    """Write (H, W, 3) uint8 frames as an MP4 (H.264 through imageio-ffmpeg) when ``path`` ends in .mp4, else
+    as a looping GIF."""
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".mp4":
+        frames = [_pad_to_blocks(frame) for frame in frames]
+        imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+    else:
+        imageio.mimwrite(path, list(frames), duration=1000 / fps, loop=0)  # pillow: ms per frame
+    return path
+
+
+def _pad_to_blocks(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    pad = (-height % MACRO_BLOCK, -width % MACRO_BLOCK)
+    return np.pad(frame, ((0, pad[0]), (0, pad[1]), (0, 0))) if any(pad) else frame
+
+
+def upscale(frame: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling: a 64x64 observation is too small to watch."""
+    return frame.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def with_caption(frame: np.ndarray, text: str, color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """``frame`` below a black bar that reads ``text``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    bar = Image.new("RGB", (frame.shape[1], CAPTION_HEIGHT))
+    ImageDraw.Draw(bar).text((3, 2), text, font=ImageFont.load_default(size=10), fill=color)
+    return np.concatenate([np.asarray(bar), frame], axis=0)
 
 
 def _random_action(space: Any, rng: np.random.Generator) -> np.ndarray | int:
