@@ -37,6 +37,9 @@ def default_config(weights: dict[str, float]) -> dict[str, Any]:
         # Liu et al. 2019 / NASH weight_methods.py: temperature 2, iteration window 25 (FIFO of 2x25)
         "dwa_temperature": 2.0,
         "dwa_window": 25,
+        # NASH: re-weight from call window + 2 on, against a FIFO that starts filled with ones (faithful);
+        # "full_window" waits until the FIFO holds real losses only (2 x window calls)
+        "dwa_start": "nash",
         # NASH weight_methods.py: update_weights_every 1, max_norm 1.0, optim_niter 20
         "nash_update_every": 1,
         "nash_max_norm": 1.0,
@@ -137,20 +140,22 @@ class DynamicWeightAverage(Adaptive):
     FIFO). The balanced groups enter as mean_i w_i L_i, as NASH's ``(task_weights * losses).mean()``, so
     each effective weight is w_i / K; groups kept out of the balance add their fixed-weight terms.
 
-    Kept on purpose: NASH starts re-weighting after ``window + 1`` calls against a FIFO filled with ones,
-    which for Dreamer's losses (obs in the hundreds) gives ratios of ~100 and one group all the weight for
-    a window; we wait until the FIFO holds real losses only.
+    ``dwa_start``: ``nash`` re-weights from call window + 2 on against a FIFO that starts filled with ones,
+    as NASH does; for Dreamer's losses (obs in the hundreds) that gives ratios of ~100 and one group nearly
+    all the weight until the ones leave the window. ``full_window`` waits until the FIFO holds real losses.
     """
 
     def __init__(self, groups: Sequence[str], config: dict[str, Any]):
         super().__init__(groups, config)
         self.window = int(config["dwa_window"])
         self.temperature = float(config["dwa_temperature"])
+        nash = config.get("dwa_start", "nash") == "nash"
+        self.start = self.window + 2 if nash else 2 * self.window
         self.register_buffer("history", torch.ones(2 * self.window, len(self.balanced)))
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
 
     def current_weights(self) -> torch.Tensor:
-        if self.calls < 2 * self.window:
+        if self.calls < self.start:
             return self.history.new_ones(len(self.balanced))
         ratio = self.history[self.window :].mean(0) / self.history[: self.window].mean(0)
         return len(self.balanced) * torch.softmax(ratio / self.temperature, dim=0)
@@ -305,6 +310,7 @@ def validate(groups: Sequence[str], config: dict[str, Any]) -> str:
         _check_positive("lr", config["lr"])
     _check_positive("dwa_temperature", config.get("dwa_temperature", 2.0))
     _check_positive("dwa_window", config.get("dwa_window", 25), int)
+    _check_choice("dwa_start", config.get("dwa_start", "nash"), ("nash", "full_window"))
     _check_positive("nash_update_every", config.get("nash_update_every", 1), int)
     max_norm = config.get("nash_max_norm", 1.0)
     if isinstance(max_norm, bool) or not isinstance(max_norm, int | float) or max_norm < 0:

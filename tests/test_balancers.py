@@ -154,6 +154,24 @@ def test_dwa_weights_by_hand():
     assert total.item() == pytest.approx(expected[0] * 2 + expected[1] * 2 + expected[2] * 3 + 0.7, rel=1e-6)
 
 
+def test_dwa_starts_as_nash_against_a_fifo_of_ones_or_waits_for_a_full_window():
+    history = [(2.0, 4.0, 8.0)] * 6
+    nash = balancers.make(DREAMER_GROUPS, config("dwa", dwa_window=3, dwa_temperature=2.0))
+    full = balancers.make(DREAMER_GROUPS, config("dwa", dwa_window=3, dwa_start="full_window"))
+    for call, (obs, reward, dyn) in enumerate(history, start=1):
+        _, got = nash(losses(obs=obs, reward=reward, dyn=dyn))
+        _, waited = full(losses(obs=obs, reward=reward, dyn=dyn))
+        assert waited["obs"].item() == pytest.approx(1 / 3)  # 2 x window = 6 calls: still ones
+        if call < 5:
+            assert got["obs"].item() == pytest.approx(1 / 3)
+        if call == 5:
+            break
+    # call 5 = window + 2: FIFO (oldest first) = [1, x, x, x, x, x]; older window mean (1 + 2x) / 3
+    ratios = [x / ((1 + 2 * x) / 3) for x in (2.0, 4.0, 8.0)]
+    exps = [math.exp(r / 2) for r in ratios]
+    assert [got[g].item() for g in ("obs", "reward", "dyn")] == pytest.approx([e / sum(exps) for e in exps])
+
+
 def test_dwa_state_dict_round_trip_restores_the_fifo():
     trained = balancers.make(DREAMER_GROUPS, config("dwa", dwa_window=2))
     for obs in (1.0, 3.0, 5.0, 9.0):
