@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,6 +21,7 @@ import agents  # noqa: E402
 import suites  # noqa: E402
 from bench import config as cfg  # noqa: E402
 from bench import store  # noqa: E402
+from bench.progress import format_duration, run_eta, run_rate, sweep_rate_eta  # noqa: E402
 from bench.spec import RunSpec, expand  # noqa: E402
 
 
@@ -251,6 +254,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     results = _existing_results(args.results)
     rows = _collect(results)
     _attach_slurm(rows)
+    now = time.time()
+    for row in rows:  # the measured frames/s (recent train rows) and the ETA in seconds (None: unknown)
+        row["fps"] = run_rate(Path(row["run_dir"])) if row.get("state") != "pending" else 0.0
+        eta = run_eta(row, row["fps"], now)
+        row["eta_s"] = eta if math.isfinite(eta) else None
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return 0
@@ -262,7 +270,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         groups[(row["suite"], row["variant"])].append(row)
     states = ["done", "running", "preempted", "stalled", "failed", "pending"]
     header = f"{'suite':<10} {'agent':<34} " + " ".join(f"{s:>9}" for s in states) + f" {'progress':>9}"
-    print(header)
+    print(header + f" {'frames/s':>9} {'eta':>7}")
     for (suite, variant), members in sorted(groups.items()):
         counts = Counter(m.get("state", "pending") for m in members)
         steps = sum(m.get("step") or 0 for m in members)
@@ -272,7 +280,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{suite:<10} {variant:<34} "
             + " ".join(f"{counts.get(s, 0):>9}" for s in states)
             + f" {progress:>9}"
+            + _rate_eta_columns(members, now)
         )
+    print(f"{'all':<45}" + " " * (10 * len(states)) + f" {'':>9}" + _rate_eta_columns(rows, now))
+    _print_run_rates(rows)
     jobs = [r for r in rows if r.get("slurm_state") or r.get("state") in ("failed",)]
     for row in jobs:
         job = row.get("slurm") or {}
@@ -283,6 +294,32 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {row['suite']}/{row['task']}/{row['variant']}/{row['seed']}: {row.get('state')}{where}{error}"
         )
     return 0
+
+
+def _rate_eta_columns(runs: list[dict[str, Any]], now: float) -> str:
+    """frames/s of the running runs together, and the ETA of the unfinished ones at that rate."""
+    if all(run.get("state") == "done" for run in runs):
+        return f" {'-':>9} {'done':>7}"
+    rate, eta = sweep_rate_eta([(run, run["fps"]) for run in runs], now)
+    return f" {rate:>9.1f} {format_duration(eta):>7}"
+
+
+def _print_run_rates(rows: list[dict[str, Any]], limit: int = 40) -> None:
+    """One line per started run, unfinished ones first: frames, measured frames/s, ETA (when resumed, for a
+    stalled or preempted run)."""
+    started = [r for r in rows if r.get("state") not in ("pending", "failed")]
+    started.sort(key=lambda r: r.get("state") == "done")
+    if not started:
+        return
+    print(f"{'run':<62} {'state':<9} {'frames':>17} {'frames/s':>9} {'eta':>7}")
+    for row in started[:limit]:
+        run_id = f"{row['suite']}/{row['task']}/{row['variant']}/{row['seed']}"
+        frames = f"{row.get('step') or 0}/{row.get('budget') or 0}"
+        eta_s = math.inf if row["eta_s"] is None else row["eta_s"]
+        eta = "done" if row.get("state") == "done" else format_duration(eta_s)
+        print(f"  {run_id:<60} {row.get('state', ''):<9} {frames:>17} {row['fps']:>9.1f} {eta:>7}")
+    if len(started) > limit:
+        print(f"  ... and {len(started) - limit} more (bench status --json lists every run)")
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

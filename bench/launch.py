@@ -9,7 +9,6 @@ import os
 import platform
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from importlib import metadata
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import store
+from bench.progress import SweepProgress
 from bench.spec import RunSpec
 
 HARNESS_VERSION = metadata.version("harmonybench")
@@ -96,13 +96,14 @@ def run_local(run_dirs: Sequence[Path], jobs: int, results: Path) -> dict[str, s
     executor.update_parameters(timeout_min=60 * 24 * 7)
     pending = list(run_dirs)
     active: list[tuple[Path, Any]] = []
+    progress = SweepProgress(run_dirs)  # one aggregate bar (or line) over the runs' own ones
     outcome: dict[str, str] = {}
     while pending or active:
         while pending and len(active) < jobs:
             run_dir = pending.pop(0)
             active.append((run_dir, executor.submit(run_job, str(run_dir), threads)))
         time.sleep(0.5)
-        still = []
+        still, finished = [], []
         for run_dir, job in active:
             if job.done():
                 try:
@@ -112,8 +113,11 @@ def run_local(run_dirs: Sequence[Path], jobs: int, results: Path) -> dict[str, s
                         run_dir, state="failed", error=f"job crashed: {error}".splitlines()[0]
                     )
                     outcome[str(run_dir)] = "failed"
-                print(f"[{run_dir.relative_to(results)}] {outcome[str(run_dir)]}", file=sys.stderr)
+                progress.note(f"[{run_dir.relative_to(results)}] {outcome[str(run_dir)]}")
+                finished.append(run_dir)
             else:
                 still.append((run_dir, job))
         active = still
+        progress.update(finished)
+    progress.close()
     return outcome
