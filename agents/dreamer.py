@@ -345,12 +345,13 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def update_slow_critic(self) -> None:
-        """DV2: hard copy every 100 updates; DV3: EMA with fraction 0.02 every update."""
+        """DV2: hard copy every 100 updates; DV3: EMA with fraction 0.02 every update. The first update
+        copies outright in both (DV3 jaxutils.py SlowUpdater need_init; DV2 agent.py mix 1.0 at update 0)."""
         if self.updates % self.cfg["slow_critic_every"] == 0:
             torch._foreach_lerp_(
                 list(self.slow_critic.parameters()),
                 list(self.critic.parameters()),
-                self.cfg["slow_critic_fraction"],
+                1.0 if self.updates == 0 else self.cfg["slow_critic_fraction"],
             )
         self.updates += 1
 

@@ -43,3 +43,20 @@ def test_dreamerv3_reproduces_nm512():
     assert_shapes_match("dreamerv3", parameter_shapes(agent.modules), GOLDEN)
     ours = measure_ours(agent, make_batch(), actor_noise())
     assert_matches("dreamerv3", ours, GOLDEN, looser=LOOSER)
+
+
+def test_slow_critic_copies_the_critic_on_the_first_update_then_follows_by_ema():
+    """DV3 jaxutils.py SlowUpdater: mix 1 at update 0 (need_init), then the fraction (0.02) every update."""
+    ac = build_agent().ac
+    critic, slow = list(ac.critic.parameters()), list(ac.slow_critic.parameters())
+    assert any(not torch.equal(c, s) for c, s in zip(critic, slow))  # the golden weights differ
+    ac.update_slow_critic()
+    assert all(torch.equal(c, s) for c, s in zip(critic, slow))
+    before = [s.clone() for s in slow]
+    with torch.no_grad():
+        for param in critic:
+            param.add_(1.0)
+    ac.update_slow_critic()
+    fraction = ac.cfg["slow_critic_fraction"]
+    for b, c, s in zip(before, critic, slow):
+        torch.testing.assert_close(s, b + fraction * (c - b))
