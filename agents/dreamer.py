@@ -300,12 +300,20 @@ class ActorCritic(nn.Module):
         weight = torch.cumprod(torch.cat([torch.ones_like(disc[:1]), disc[:-1]]), 0).detach()
         ret = lambda_return(reward[:-1], value, disc[:-1], cfg["lambda"])
         dist = self.dist(outs[:-1])
-        if (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "backprop":
+        backprop = (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "backprop"
+        if backprop:
             objective = ret[1:]
         else:
             objective = dist.log_prob(actions[:-1].detach()) * (ret[1:] - value[:-2]).detach()
+            if (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "both":
+                # DV2 agent.py actor_grad both: mix * dynamics + (1 - mix) * reinforce
+                objective = cfg["actor_grad_mix"] * ret[1:] + (1 - cfg["actor_grad_mix"]) * objective
         entropy = dist.entropy()
         actor_loss = -(weight[:-2] * (objective + cfg["actor_ent"] * entropy)).mean()
+        if backprop:
+            # HD actor_loss: `objective = target[1:]` is a view of the returns and `objective += ent_scale * ent`
+            # adds the bonus in place, so HD's critic regresses t_1..t_H-1 + actor_ent * H(pi(z_0..z_H-2))
+            ret = torch.cat([ret[:1], ret[1:] + cfg["actor_ent"] * entropy.detach()])
         return actor_loss, ret, weight, ret.new_ones(()), entropy, reward
 
     def _actor_dv3(self, wm, feats, outs, actions, value, start_cont):
