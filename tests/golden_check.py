@@ -63,6 +63,50 @@ def assert_shapes_match(agent_name: str, shapes: dict[str, list[int]], golden_pa
         )
 
 
+def assert_same_settings(
+    agent_name: str, settings: dict, golden_path: str | Path, key: str = "config"
+) -> None:
+    """Fail when a setting the golden file records differs from the one the test builds with now (a changed
+    default changes the numbers). Settings added since the file was written are not compared."""
+    golden = load_golden(golden_path)
+    recorded = golden[key]
+    problems = [
+        f"{name}: golden {recorded[name]!r}, now {settings[name]!r}"
+        for name in recorded
+        if name in settings and recorded[name] != settings[name]
+    ]
+    problems += [
+        f"{name}: in the golden file, no longer a setting" for name in recorded if name not in settings
+    ]
+    if problems:
+        raise AssertionError(
+            f"{agent_name}: settings differ from those {golden_path} was recorded with:\n  "
+            + "\n  ".join(problems)
+            + f"\n{_regenerate_hint(agent_name, golden)}"
+        )
+
+
+def assert_same_weights(
+    agent_name: str, sums: dict[str, float], golden_path: str | Path, rtol: float = 1e-6
+) -> None:
+    """Fail when the rebuilt weights are not those the golden values came from (golden "weight_abs_sums":
+    sum of |w| per parameter), e.g. after a change of initialisation or of the order modules are built in."""
+    golden = load_golden(golden_path)
+    recorded = golden["weight_abs_sums"]
+    problems = [
+        f"{name}: sum |w| golden {recorded[name]:.8g}, rebuilt {sums[name]:.8g}"
+        for name in recorded
+        if name in sums and abs(sums[name] - recorded[name]) > rtol * abs(recorded[name]) + 1e-12
+    ]
+    if problems:
+        raise AssertionError(
+            f"{agent_name}: the weights built from the recorded seed differ from those {golden_path} was "
+            f"computed with (the initialisation changed):\n  "
+            + "\n  ".join(problems[:10])
+            + f"\n{_regenerate_hint(agent_name, golden)}"
+        )
+
+
 def _flatten(value: Value, prefix: str) -> dict[str, float]:
     if isinstance(value, list | tuple):
         flat = {}
