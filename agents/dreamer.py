@@ -24,6 +24,7 @@ from agents.nets import (
     ConvEncoder,
     Normal,
     OneHot,
+    TanhNormal,
     TruncNormal,
     TwoHot,
     init_block_,
@@ -31,7 +32,7 @@ from agents.nets import (
     mlp,
     symlog,
 )
-from agents.rssm import RSSM, State, dv2_kl_loss, dv3_kl_loss, kl_terms
+from agents.rssm import RSSM, State, dv2_kl_loss, dv3_kl_loss, latent_entropy, latent_kl_terms
 
 __all__ = ["default_config", "check_config", "make", "Dreamer", "WorldModel", "ActorCritic", "lambda_return"]
 
@@ -180,7 +181,7 @@ class WorldModel(nn.Module):
         embed = self.encode(data)
         post, prior = self.rssm.observe(embed, data["action"], data["is_first"])
         losses = self.head_losses(self.rssm.feat(post), data)
-        dyn, rep = kl_terms(post["logits"], prior["logits"])
+        dyn, rep = latent_kl_terms(post, prior)
         cfg = self.cfg
         metrics = {"kl": rep.mean().detach()}
         if cfg["kl"] == "balance":
@@ -189,13 +190,9 @@ class WorldModel(nn.Module):
             losses["dyn"], metrics["loss/kl_dyn"], metrics["loss/kl_rep"] = dv3_kl_loss(
                 dyn, rep, cfg["kl_dyn_scale"], cfg["kl_rep_scale"], cfg["kl_free"]
             )
-        metrics["prior_entropy"] = _entropy(prior["logits"]).detach()
-        metrics["post_entropy"] = _entropy(post["logits"]).detach()
+        metrics["prior_entropy"] = latent_entropy(prior).detach()
+        metrics["post_entropy"] = latent_entropy(post).detach()
         return post, losses, metrics
-
-
-def _entropy(logp: torch.Tensor) -> torch.Tensor:
-    return -(logp.exp() * logp).sum((-2, -1)).mean()
 
 
 class ActorCritic(nn.Module):
@@ -226,8 +223,9 @@ class ActorCritic(nn.Module):
             for rows in (head.weight[:half], head.weight[half:]):
                 init_block_(rows, style, head.in_features, half)
 
-    def dist(self, out: torch.Tensor) -> Normal | TruncNormal | OneHot:
-        """The action distribution from actor outputs (DV2 dists trunc_normal; DV3 normal/onehot)."""
+    def dist(self, out: torch.Tensor) -> Normal | TruncNormal | TanhNormal | OneHot:
+        """The action distribution from actor outputs (DV2 dists trunc_normal; PRO tanh_normal; DV3
+        normal/onehot)."""
         cfg = self.cfg
         if self.discrete:
             return OneHot(out, cfg["actor_unimix"])
@@ -237,6 +235,8 @@ class ActorCritic(nn.Module):
             cfg["actor_dist"] == "trunc_normal"
         ):  # DV2 nets.py DistLayer, init_std 0: 2 sigmoid(x / 2) + min_std
             return TruncNormal(torch.tanh(mean), 2 * torch.sigmoid(std / 2) + lo)
+        if cfg["actor_dist"] == "tanh_normal":  # PRO nets.py DistLayer, init_std 0
+            return TanhNormal(5 * torch.tanh(mean / 5), F.softplus(std) + lo)
         return Normal(torch.tanh(mean), (hi - lo) * torch.sigmoid(std + 2) + lo)  # DV3 nets.py MLP dist
 
     def value(self, net: nn.Module, feat: torch.Tensor) -> torch.Tensor:

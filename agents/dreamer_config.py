@@ -26,9 +26,10 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "critic_head": ("mse", "twohot"),
     "clip_rewards": ("identity", "tanh"),
     "kl": ("balance", "free_bits"),
-    "actor_dist": ("normal", "trunc_normal"),
-    "actor_grad_cont": ("backprop", "reinforce"),
-    "actor_grad_disc": ("backprop", "reinforce"),
+    "latent": ("discrete", "gaussian"),
+    "actor_dist": ("normal", "trunc_normal", "tanh_normal"),
+    "actor_grad_cont": ("backprop", "reinforce", "both"),
+    "actor_grad_disc": ("backprop", "reinforce", "both"),
     "critic_target": ("fast", "slow"),
     "return_norm": ("none", "perc_ema"),
     "imag_cont": ("mean", "mode"),
@@ -77,8 +78,16 @@ POSITIVE = (
     "actor_min_std",
     "actor_max_std",
     "return_norm_max",
+    "latent_min_std",
 )
-UNIT_INTERVAL = ("kl_balance", "discount", "lambda", "slow_critic_fraction", "return_norm_decay")
+UNIT_INTERVAL = (
+    "kl_balance",
+    "discount",
+    "lambda",
+    "slow_critic_fraction",
+    "return_norm_decay",
+    "actor_grad_mix",
+)
 
 
 def _dreamerv2(suite: str) -> dict[str, Any]:
@@ -100,6 +109,8 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "hidden": 1024,
         "stoch": 32,  # HD rssm: stoch 32, discrete 32
         "classes": 32,
+        "latent": "discrete",  # DV2 rssm.discrete 32; gaussian: discrete False, stoch Gaussians
+        "latent_min_std": 0.1,  # DV2 rssm {std_act: sigmoid2, min_std: 0.1} (gaussian latents only)
         "unimix": 0.0,  # HD rssm.unimix 0.0
         "initial": "zeros",
         "action_clip": 0.0,
@@ -139,6 +150,7 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "actor_unimix": 0.0,
         "actor_grad_cont": "backprop",  # HD actor_grad auto: dynamics (continuous), reinforce (discrete)
         "actor_grad_disc": "reinforce",
+        "actor_grad_mix": 0.1,  # DV2 actor_grad_mix 0.1: the backprop share under actor_grad both
         "actor_ent": 2e-3,  # HD actor_ent 2e-3 (1e-4 on DMC/DMCR/Meta-world)
         "critic_target": "slow",  # HD slow_target True: lambda-returns from the slow critic
         "slow_critic_every": 100,  # HD slow_target_update 100, fraction 1.0
@@ -364,6 +376,10 @@ def check_config(backbone: str, config: dict[str, Any]) -> None:
         _fail("imag_starts", config["imag_starts"], "an int >= 0 (0 = every posterior state)")
     if config["actor_min_std"] > config["actor_max_std"]:
         _fail("actor_min_std", config["actor_min_std"], f"<= actor_max_std ({config['actor_max_std']})")
+    if config["latent"] == "gaussian" and config["unimix"] != 0:
+        _fail("unimix", config["unimix"], "0 with latent=gaussian (unimix mixes categorical latents)")
+    if "both" in (config["actor_grad_cont"], config["actor_grad_disc"]) and config["returns"] != "dv2":
+        _fail("returns", config["returns"], "dv2 with actor_grad both (DV2's mix of backprop and reinforce)")
     if not 0 <= config["return_norm_low"] < config["return_norm_high"] <= 100:
         _fail("return_norm_low", config["return_norm_low"], "0 <= low < high <= 100 (percentiles)")
     balancers.validate(loss_groups(config), balancer_config(config))

@@ -50,16 +50,39 @@ def _proto_defaults(suite: str) -> dict[str, Any]:
 PROTO_KEYS = tuple(_proto_defaults(""))
 
 
+def _pro_model(config: dict[str, Any], suite: str) -> None:
+    """PRO's latents and actor, in every preset (a smaller preset shrinks the same model). DMC/DMCR: the dmc
+    block; Atari100K keeps DreamerV2's (PRO's atari block is a 200M-frame setup, not applied); elsewhere the
+    defaults block."""
+    agent = config["agent"]
+    if suite in ("dmc", "dmcr"):
+        # PRO dmc: rssm discrete False -> Gaussian latents (defaults stoch 32, std_act sigmoid2, min_std 0.1);
+        # actor {dist: tanh_normal, min_std: 0.1} (defaults); actor_grad dynamics
+        agent.update(latent="gaussian", latent_min_std=0.1, actor_dist="tanh_normal", actor_min_std=0.1)
+        agent.update(actor_grad_cont="backprop", actor_grad_disc="backprop")
+    elif suite != "atari100k":
+        # PRO defaults: discrete latents 32 x 32, actor tanh_normal, actor_grad both with actor_grad_mix 0.1
+        agent.update(actor_dist="tanh_normal", actor_min_std=0.1)
+        agent.update(actor_grad_cont="both", actor_grad_disc="both", actor_grad_mix=0.1)
+
+
 def _pro_paper(config: dict[str, Any], suite: str) -> None:
     """PRO configs.yaml where it differs from the DreamerV2 defaults (defaults section, then dmc)."""
     agent, run = config["agent"], config["run"]
     agent.update(batch_size=50, batch_length=51)  # PRO dataset {batch: 50, length: 51}
-    agent.update(deter=400, hidden=400, model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4)  # PRO defaults
+    agent.update(deter=400, hidden=400, stoch=32)  # PRO defaults rssm {hidden: 400, deter: 400, stoch: 32}
+    agent.update(model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4)  # PRO defaults model/actor/critic_opt lr
     run["train_ratio"] = 50 * 51 / 5  # PRO train_every 5
     if suite in ("dmc", "dmcr"):  # PRO dmc: rssm 200, lr 3e-4 / 8e-5 / 8e-5, actor_ent 1e-4, kl free 1.0
         agent.update(deter=200, hidden=200, actor_lr=8e-5, critic_lr=8e-5, actor_ent=1e-4, kl_free=1.0)
         agent.update(pred_cont=False, clip_rewards="identity")  # PRO dmc pred_discount False
         run["prefill"] = 5000  # PRO dmc prefill 5000
+    elif suite != "atari100k":
+        # PRO defaults: actor_ent 1e-4, clip_rewards identity, pred_discount True, kl free 0, loss_scales 1.0,
+        # prefill 1e4, replay_size 2e6
+        agent.update(actor_ent=1e-4, clip_rewards="identity", pred_cont=True, kl_free=0.0)
+        agent["balancer"]["weights"] = dict.fromkeys(agent["balancer"]["weights"], 1.0)
+        run.update(prefill=10_000, replay_capacity=2_000_000)
     run["pretrain"] = 100 if suite in ("dmc", "dmcr") else 0  # PRO pretrain 0, dmc 100
 
 
@@ -70,6 +93,7 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
     config = dreamer_config.default_config("dreamerv2", preset, suite)
     config["agent"]["version"] = "dreamerpro"
     config["agent"].update(_proto_defaults(suite))
+    _pro_model(config, suite)
     if preset == "paper":
         _pro_paper(config, suite)
     elif preset == "small":

@@ -287,6 +287,48 @@ class Normal:
         return (_LOG_SQRT_2PI_E + self.std.log()).sum(-1)
 
 
+SAMPLE_DIST_SAMPLES = 100  # PRO/DV2 dists.py SampleDist(samples=100)
+_TANH_CLIP = 0.99999997  # PRO dists.py TanhBijector._inverse (0.99999994 in float32)
+_LOG2 = math.log(2.0)
+
+
+class TanhNormal:
+    """A Normal(mean, std) pushed through tanh, over the action vector (PRO = fdeng18/dreamer-pro, DV2:
+    nets.py DistLayer tanh_normal, dists.py TanhBijector and SampleDist). The caller squashes the parameters
+    as PRO does (mean = 5 tanh(out / 5), std = softplus(out) + min_std).
+
+    ``log_prob`` inverts with atanh after clipping inside (-1, 1) and subtracts tanh's log-Jacobian
+    2 (log 2 - x - softplus(-2x)). Mode and entropy have no closed form, so (SampleDist) they come from
+    ``samples`` reparameterised draws scored by ``log_prob``: entropy = -mean log-prob (its gradient flows
+    through the draws), mode = the draw with the highest log-prob, chosen per batch element (PRO gathers the
+    argmax of batch element 0 for every element; they agree for its single acting environment)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, samples: int = SAMPLE_DIST_SAMPLES):
+        self.mean, self.std, self.samples = mean, std, samples
+
+    def _rsample(self, count: int | None = None) -> torch.Tensor:
+        shape = self.mean.shape if count is None else (count, *self.mean.shape)
+        noise = torch.randn(shape, device=self.mean.device, dtype=self.mean.dtype)
+        return torch.tanh(self.mean + self.std * noise)
+
+    def rsample(self) -> torch.Tensor:
+        return self._rsample()
+
+    def log_prob(self, y: torch.Tensor) -> torch.Tensor:
+        x = torch.atanh(torch.where(y.abs() <= 1, y.clamp(-_TANH_CLIP, _TANH_CLIP), y))
+        normal = -0.5 * ((x - self.mean) / self.std) ** 2 - self.std.log() - 0.5 * math.log(2 * math.pi)
+        log_det = 2.0 * (_LOG2 - x - nn.functional.softplus(-2.0 * x))
+        return (normal - log_det).sum(-1)
+
+    def mode(self) -> torch.Tensor:
+        draws = self._rsample(self.samples)
+        best = self.log_prob(draws).argmax(0)
+        return draws.gather(0, best[None, ..., None].expand(1, *draws.shape[1:]))[0]
+
+    def entropy(self) -> torch.Tensor:
+        return -self.log_prob(self._rsample(self.samples)).mean(0)
+
+
 class OneHot:
     """Categorical over discrete actions with straight-through one-hot samples."""
 

@@ -1,6 +1,9 @@
-"""Recurrent state-space model with discrete latents (DreamerV2/V3) and its KL losses.
+"""Recurrent state-space model with discrete or Gaussian latents (DreamerV2/V3) and its KL losses.
 
-State: ``deter`` (N, D) GRU state and ``stoch`` (N, S, K) one-hot samples; ``logits`` are log-probs.
+State: ``deter`` (N, D) GRU state and ``stoch`` (N, S, K) one-hot samples with ``logits`` their log-probs
+(``latent: discrete``), or ``stoch`` (N, S) Gaussian samples with their ``mean`` and ``std`` (``latent:
+gaussian``: DV2 nets.py EnsembleRSSM with discrete=False, which DreamerPro's DMC preset uses; std =
+2 sigmoid(x / 2) + min_std, DV2 std_act sigmoid2).
 DV2 (dreamerv2 common/nets.py EnsembleRSSM; HD wmlib-torch nets/dynamics/rssm.py): ELU, no norm in the MLP
 layers but a LayerNorm inside the GRU (``GRUCell(..., norm=True)``, whose Linear keeps its bias), zero initial
 state, no unimix. DV3 (dreamerv3 @8fa35f8 nets.py RSSM): SiLU + LayerNorm everywhere (the GRU's Linear has no
@@ -18,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.nets import activation, one_hot, onehot_st, unimix_logits
+from agents.nets import Normal, activation, one_hot, onehot_st, unimix_logits
 
 State = dict[str, torch.Tensor]
 
@@ -45,7 +48,13 @@ class RSSM(nn.Module):
         self.deter, self.stoch, self.classes = cfg["deter"], cfg["stoch"], cfg["classes"]
         self.unimix, self.action_clip = cfg["unimix"], cfg["action_clip"]
         hidden, norm, act = cfg["hidden"], cfg["norm"], cfg["act"]
-        flat = self.stoch * self.classes
+        # hand-built configs without the knobs keep categorical latents
+        self.gaussian = cfg.get("latent", "discrete") == "gaussian"
+        self.min_std = cfg.get("latent_min_std", 0.1)
+        flat = self.stoch if self.gaussian else self.stoch * self.classes  # a flattened sample
+        self.flat = flat
+        self.stoch_shape = (self.stoch,) if self.gaussian else (self.stoch, self.classes)
+        stats = 2 * self.stoch if self.gaussian else flat  # DV2 _suff_stats_layer: mean and std, or logits
 
         def block(inp: int, bias: bool = True) -> nn.Sequential:
             mods = [nn.Linear(inp, hidden, bias=bias and not norm)]
@@ -56,11 +65,11 @@ class RSSM(nn.Module):
         self.img_in_action = nn.Linear(actions, hidden, bias=False)
         self.img_in = nn.Sequential(*([nn.LayerNorm(hidden, eps=1e-3)] if norm else []), activation(act))
         self.cell = GRUCell(hidden, self.deter, cfg["gru_norm"], cfg["gru_bias"])
-        self.img_out = nn.Sequential(block(self.deter), nn.Linear(hidden, flat))
+        self.img_out = nn.Sequential(block(self.deter), nn.Linear(hidden, stats))
         self.obs_in_deter = nn.Linear(self.deter, hidden, bias=not norm)
         self.obs_in_embed = nn.Linear(embed, hidden, bias=False)
         self.obs_in = nn.Sequential(*([nn.LayerNorm(hidden, eps=1e-3)] if norm else []), activation(act))
-        self.obs_out = nn.Linear(hidden, flat)
+        self.obs_out = nn.Linear(hidden, stats)
         # DV3 rssm.initial: learned; DV2: zeros
         self.initial = nn.Parameter(torch.zeros(self.deter)) if cfg["initial"] == "learned" else None
 
@@ -72,23 +81,44 @@ class RSSM(nn.Module):
 
     @property
     def feat_dim(self) -> int:
-        return self.deter + self.stoch * self.classes
+        return self.deter + self.flat
+
+    def _flatten(self, stoch: torch.Tensor) -> torch.Tensor:
+        return stoch if self.gaussian else stoch.flatten(-2)
 
     def feat(self, state: State) -> torch.Tensor:
-        return torch.cat([state["deter"], state["stoch"].flatten(-2)], -1)
+        return torch.cat([state["deter"], self._flatten(state["stoch"])], -1)
 
     def initial_state(self, n: int, device: torch.device) -> State:
         if self.initial is None:  # DV2: zeros
             deter = torch.zeros(n, self.deter, device=device)
-            stoch = torch.zeros(n, self.stoch, self.classes, device=device)
+            stoch = torch.zeros(n, *self.stoch_shape, device=device)
             return {"deter": deter, "stoch": stoch}
         deter = torch.tanh(self.initial)[None]
-        stoch = self._mode(self._prior_logits(deter))  # DV3: the initial stoch is the prior's mode
-        return {"deter": deter.expand(n, -1), "stoch": stoch.expand(n, -1, -1)}
+        stoch = self._mode(self._prior_stats(deter))  # DV3: the initial stoch is the prior's mode
+        return {"deter": deter.expand(n, -1), "stoch": stoch.expand(n, *stoch.shape[1:])}
 
-    def _prior_logits(self, deter: torch.Tensor) -> torch.Tensor:
-        logits = self.img_out(deter).reshape(*deter.shape[:-1], self.stoch, self.classes)
-        return unimix_logits(logits, self.unimix)
+    def _stats(self, out: torch.Tensor) -> State:
+        """The latent distribution from a head's output: categorical log-probs (with unimix), or the Gaussian's
+        mean and std (DV2 _suff_stats_layer: split in two, std = 2 sigmoid(x / 2) + min_std, in float32)."""
+        if self.gaussian:
+            mean, std = out.float().chunk(2, -1)
+            return {"mean": mean, "std": 2 * torch.sigmoid(std / 2) + self.min_std}
+        logits = out.reshape(*out.shape[:-1], self.stoch, self.classes)
+        return {"logits": unimix_logits(logits, self.unimix)}
+
+    def _prior_stats(self, deter: torch.Tensor) -> State:
+        return self._stats(self.img_out(deter))
+
+    def _sample(self, stats: State) -> torch.Tensor:
+        if self.gaussian:
+            return stats["mean"] + stats["std"] * torch.randn_like(stats["mean"])
+        return onehot_st(stats["logits"].exp())
+
+    def _mode(self, stats: State) -> torch.Tensor:
+        if self.gaussian:
+            return stats["mean"]
+        return one_hot(stats["logits"].argmax(-1), stats["logits"])
 
     def _clip(self, action: torch.Tensor) -> torch.Tensor:
         if self.action_clip <= 0:
@@ -102,57 +132,57 @@ class RSSM(nn.Module):
     @staticmethod
     def _reset(state: State, init: State, is_first: torch.Tensor) -> State:
         mask = is_first.to(state["deter"].dtype)
+        stoch_mask = mask.reshape(-1, *[1] * (state["stoch"].dim() - 1))
         return {
             "deter": torch.lerp(state["deter"], init["deter"], mask[:, None]),
-            "stoch": torch.lerp(state["stoch"], init["stoch"], mask[:, None, None]),
+            "stoch": torch.lerp(state["stoch"], init["stoch"], stoch_mask),
         }
 
     def img_step(self, state: State, action: torch.Tensor, sample: bool = True) -> State:
         """Prior step: (state, action) -> next state without an observation."""
         x = self.img_in(
-            self.img_in_stoch(state["stoch"].flatten(-2)) + self.img_in_action(self._clip(action))
+            self.img_in_stoch(self._flatten(state["stoch"])) + self.img_in_action(self._clip(action))
         )
         deter = self.cell(x, state["deter"])
-        logits = self._prior_logits(deter)
-        stoch = onehot_st(logits.exp()) if sample else self._mode(logits)
-        return {"deter": deter, "stoch": stoch, "logits": logits}
-
-    def _mode(self, logits: torch.Tensor) -> torch.Tensor:
-        return one_hot(logits.argmax(-1), logits)
+        stats = self._prior_stats(deter)
+        stoch = self._sample(stats) if sample else self._mode(stats)
+        return {"deter": deter, "stoch": stoch, **stats}
 
     def observe(
         self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor, state: State | None = None
     ) -> tuple[State, State]:
         """Posterior and prior over a sequence. embed (B, T, E), action (B, T, A) the action INTO step t,
-        is_first (B, T). Returns (post, prior) with (B, T, ...) tensors; post has deter, stoch, logits."""
+        is_first (B, T). Returns (post, prior) with (B, T, ...) tensors; post has deter, stoch and the latent's
+        parameters (logits, or mean and std), prior has deter and the parameters."""
         batch, length = embed.shape[:2]
         init = self.initial_state(batch, embed.device)
         state = init if state is None else state
         action_in = self.img_in_action(self._clip(action))  # (B, T, H) once for all steps
         embed_in = self.obs_in_embed(embed)
-        deters, stochs, logits_all = [], [], []
+        deters, stochs, stats_all = [], [], []
         first = is_first.to(embed.dtype)
         for t in range(length):
-            state, logits = self.obs_step(state, init, first[:, t], action_in[:, t], embed_in[:, t])
+            state, stats = self.obs_step(state, init, first[:, t], action_in[:, t], embed_in[:, t])
             deters.append(state["deter"])
             stochs.append(state["stoch"])
-            logits_all.append(logits)
+            stats_all.append(stats)
         deter = torch.stack(deters, 1)
-        post = {"deter": deter, "stoch": torch.stack(stochs, 1), "logits": torch.stack(logits_all, 1)}
-        prior = {"deter": deter, "logits": self._prior_logits(deter)}  # one batched prior head call
+        post = {"deter": deter, "stoch": torch.stack(stochs, 1)}
+        post.update({key: torch.stack([stats[key] for stats in stats_all], 1) for key in stats_all[0]})
+        prior = {"deter": deter, **self._prior_stats(deter)}  # one batched prior head call
         return post, prior
 
     def obs_step(
         self, state: State, init: State, first: torch.Tensor, action_in: torch.Tensor, embed_in: torch.Tensor
-    ) -> tuple[State, torch.Tensor]:
-        """One posterior step from projected inputs (see ``observe``); resets to ``init`` where ``first``."""
+    ) -> tuple[State, State]:
+        """One posterior step from projected inputs (see ``observe``); resets to ``init`` where ``first``.
+        Returns the state and the posterior's parameters."""
         state = self._reset(state, init, first)
         action_in = action_in * (1 - first[:, None])  # the previous action is zero at a reset
-        x = self.img_in(self.img_in_stoch(state["stoch"].flatten(-2)) + action_in)
+        x = self.img_in(self.img_in_stoch(self._flatten(state["stoch"])) + action_in)
         deter = self.cell(x, state["deter"])
-        logits = self.obs_out(self.obs_in(self.obs_in_deter(deter) + embed_in))
-        logits = unimix_logits(logits.reshape(len(deter), self.stoch, self.classes), self.unimix)
-        return {"deter": deter, "stoch": onehot_st(logits.exp())}, logits
+        stats = self._stats(self.obs_out(self.obs_in(self.obs_in_deter(deter) + embed_in)))
+        return {"deter": deter, "stoch": self._sample(stats)}, stats
 
     def step(
         self, state: State | None, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor
@@ -174,6 +204,32 @@ def kl_terms(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tuple[tor
     dyn = categorical_kl(post.detach(), prior)
     rep = categorical_kl(post, prior.detach())
     return dyn, rep
+
+
+def gaussian_kl(
+    lhs_mean: torch.Tensor, lhs_std: torch.Tensor, rhs_mean: torch.Tensor, rhs_std: torch.Tensor
+) -> torch.Tensor:
+    """KL(lhs || rhs) of diagonal Gaussians (…, S), summed over the S latents (DV2 MultivariateNormalDiag)."""
+    var_ratio = (lhs_std / rhs_std) ** 2
+    return 0.5 * (var_ratio + ((lhs_mean - rhs_mean) / rhs_std) ** 2 - 1 - var_ratio.log()).sum(-1)
+
+
+def latent_kl_terms(post: State, prior: State) -> tuple[torch.Tensor, torch.Tensor]:
+    """``kl_terms`` for either latent: from the states' logits, or their Gaussian mean and std."""
+    if "logits" in post:
+        return kl_terms(post["logits"], prior["logits"])
+    lhs, rhs = (post["mean"].float(), post["std"].float()), (prior["mean"].float(), prior["std"].float())
+    dyn = gaussian_kl(*(x.detach() for x in lhs), *rhs)
+    rep = gaussian_kl(*lhs, *(x.detach() for x in rhs))
+    return dyn, rep
+
+
+def latent_entropy(state: State) -> torch.Tensor:
+    """Mean entropy of the latent distribution, summed over the latents."""
+    if "logits" in state:
+        logp = state["logits"]
+        return -(logp.exp() * logp).sum((-2, -1)).mean()
+    return Normal(state["mean"].float(), state["std"].float()).entropy().mean()
 
 
 def dv2_kl_loss(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import agents
-from agents import dreamerpro, prototypes
+from agents import dreamerpro, prototypes, rssm
 
 torch.set_num_threads(1)
 
@@ -204,6 +204,11 @@ def test_harmony_and_reward_1000_variants():
         ("obs_terms", {"swav": 1.0}),
         ("obs_terms", {"swav": 1.0, "temp": -1.0, "norm": 1.0}),
         ("deter", 0),
+        ("latent", "continuous"),
+        ("latent_min_std", 0.0),
+        ("unimix", 0.01),  # with Gaussian latents (the DMC preset)
+        ("actor_dist", "beta"),
+        ("actor_grad_mix", 1.5),
         ("balancer", {"name": "bogus"}),
     ],
 )
@@ -224,3 +229,125 @@ def test_bad_backbone_preset_and_space_are_value_errors():
     state_only = gym.spaces.Dict({"state": gym.spaces.Box(-1, 1, (5,), np.float32)})
     with pytest.raises(ValueError, match="image"):
         dreamerpro.make("dreamerpro", state_only, gym.spaces.Box(-1, 1, (2,), np.float32), config, "cpu")
+
+
+def _independent_normal(state):
+    return torch.distributions.Independent(torch.distributions.Normal(state["mean"], state["std"]), 1)
+
+
+def test_gaussian_rssm_kl_matches_torch_and_is_balanced_with_free_nats_as_dv2():
+    torch.manual_seed(0)
+    cfg = dreamerpro.default_config("dreamerpro", "smoke", "dmc")["agent"]
+    assert cfg["latent"] == "gaussian"
+    model = rssm.RSSM(embed=6, actions=2, cfg=cfg)
+    assert model.feat_dim == cfg["deter"] + cfg["stoch"]  # a Gaussian sample per latent, no classes
+    post, prior = model.observe(torch.randn(3, 4, 6), torch.randn(3, 4, 2), torch.zeros(3, 4))
+    assert post["stoch"].shape == (3, 4, cfg["stoch"]) and "logits" not in post and "logits" not in prior
+    low = cfg["latent_min_std"]
+    for state in (post, prior):  # DV2 std_act sigmoid2: 2 sigmoid(x / 2) + min_std, in (0.1, 2.1)
+        assert (state["std"] > low).all() and (state["std"] < 2 + low).all()
+    dyn, rep = rssm.latent_kl_terms(post, prior)
+    expected = torch.distributions.kl_divergence(_independent_normal(post), _independent_normal(prior))
+    assert torch.allclose(dyn, expected, rtol=1e-5) and torch.allclose(rep, expected, rtol=1e-5)
+    # dyn trains only the prior's head, rep only the posterior's (DV2 kl_loss with stop-gradients); one step,
+    # as later steps legitimately reach earlier posteriors through the GRU
+    step_post, step_prior = model.observe(torch.randn(3, 1, 6), torch.randn(3, 1, 2), torch.ones(3, 1))
+    step_dyn, step_rep = rssm.latent_kl_terms(step_post, step_prior)
+    heads = [model.img_out[-1].weight, model.obs_out.weight]
+    dyn_grads = torch.autograd.grad(step_dyn.mean(), heads, retain_graph=True, materialize_grads=True)
+    rep_grads = torch.autograd.grad(step_rep.mean(), heads, materialize_grads=True)
+    assert dyn_grads[0].abs().sum() > 0 and dyn_grads[1].abs().sum() == 0
+    assert rep_grads[1].abs().sum() > 0 and rep_grads[0].abs().sum() == 0
+    # DV2 kl_loss (forward False, balance 0.8, free_avg): 0.2 max(mean KL(post||sg prior), free) + 0.8 ...
+    kl = expected.mean().item()
+    for free in (0.0, kl + 1.0):
+        loss = rssm.dv2_kl_loss(dyn, rep, 0.8, free, True).item()
+        assert loss == pytest.approx(max(kl, free), rel=1e-5)
+    entropy = rssm.latent_entropy(post).item()
+    assert entropy == pytest.approx(_independent_normal(post).entropy().mean().item(), rel=1e-5)
+
+
+def test_pro_dmc_preset_uses_gaussian_latents_and_a_tanh_normal_actor_and_dreamerv2_does_not():
+    for suite in ("dmc", "dmcr"):
+        for preset in ("paper", "small", "smoke"):
+            agent = dreamerpro.default_config("dreamerpro", preset, suite)["agent"]
+            assert (agent["latent"], agent["actor_dist"], agent["actor_grad_cont"]) == (
+                "gaussian",
+                "tanh_normal",
+                "backprop",  # PRO dmc actor_grad dynamics
+            )
+        paper = dreamerpro.default_config("dreamerpro", "paper", suite)["agent"]
+        assert (paper["stoch"], paper["latent_min_std"], paper["actor_min_std"]) == (32, 0.1, 0.1)
+        assert (paper["deter"], paper["hidden"], paper["kl_free"]) == (200, 200, 1.0)
+        assert paper["actor_ent"] == 1e-4
+    other = dreamerpro.default_config("dreamerpro", "paper", "metaworld")  # PRO defaults block
+    agent = other["agent"]
+    assert (agent["latent"], agent["stoch"], agent["classes"], agent["actor_dist"]) == (
+        "discrete",
+        32,
+        32,
+        "tanh_normal",
+    )
+    assert (agent["actor_grad_cont"], agent["actor_grad_mix"], agent["actor_ent"]) == ("both", 0.1, 1e-4)
+    assert (agent["clip_rewards"], agent["pred_cont"], agent["kl_free"]) == ("identity", True, 0.0)
+    assert set(agent["balancer"]["weights"].values()) == {1.0} and other["run"]["prefill"] == 10_000
+    for name in ("dreamerv2", "harmonydream"):  # DreamerV2's own presets keep discrete latents
+        for suite in ("dmc", "dmcr", "metaworld"):
+            agent = agents.default_config(name, "paper", suite)["agent"]
+            assert (agent["latent"], agent["actor_dist"], agent["actor_grad_cont"]) == (
+                "discrete",
+                "trunc_normal",
+                "backprop",
+            )
+
+
+def test_pro_dmc_paper_preset_shrunk_trains_one_update_with_finite_losses():
+    torch.manual_seed(0)
+    config = dreamerpro.default_config("dreamerpro", "paper", "dmc")["agent"]
+    config.update(batch_size=2, batch_length=4, deter=16, hidden=16, units=16, layers=1, cnn_depth=4)
+    config.update(imag_horizon=3, proto_count=16, proto_dim=8, proto_freeze=0)
+    obs = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)})
+    agent = dreamerpro.make("dreamerpro", obs, gym.spaces.Box(-1, 1, (2,), np.float32), config, "cpu")
+    assert agent.wm.rssm.gaussian and agent.wm.rssm.stoch == 32
+    metrics = agent.train(random_batch(agent))
+    for key in ("loss/obs", "loss/reward", "loss/dyn", "loss/actor", "loss/critic", "entropy"):
+        assert np.isfinite(metrics[key]), key
+    assert np.isfinite(metrics["post_entropy"]) and np.isfinite(metrics["prior_entropy"])
+    assert metrics["loss/dyn"] >= 1.0  # PRO dmc kl.free 1.0 on the mean KL
+    out = torch.randn(5, 4) * 10  # raw actor outputs: mean then std for 2 actions
+    dist = agent.ac.dist(out)
+    mean, std = out.chunk(2, -1)
+    reference = torch.distributions.Independent(
+        torch.distributions.TransformedDistribution(
+            torch.distributions.Normal(5 * torch.tanh(mean / 5), nn.functional.softplus(std) + 0.1),
+            [torch.distributions.TanhTransform()],
+        ),
+        1,
+    )
+    y = reference.sample().clamp(-0.999, 0.999)
+    assert torch.allclose(dist.log_prob(y), reference.log_prob(y), rtol=1e-4, atol=1e-4)
+    image = random_batch(agent)["image"][:, 0]
+    for mode in ("train", "eval"):
+        actions, (latent, _) = agent.policy({"image": image}, None, mode)
+        assert actions.shape == (2, 2) and np.abs(actions).max() <= 1
+        assert latent["stoch"].shape == (2, 32)
+
+
+def test_actor_grad_both_mixes_dynamics_and_reinforce_objectives():
+    agent = make_agent()
+    data = agent._to_device(random_batch(agent))
+    post, _, _ = agent.wm.loss(data)
+    start = {k: post[k].detach().flatten(0, 1) for k in ("deter", "stoch")}
+    cont = torch.ones(len(start["deter"]))
+
+    def actor_loss(**settings):
+        agent.cfg.update(settings)
+        torch.manual_seed(5)  # the same imagined trajectory and entropy draws each time
+        return agent.ac.losses(agent.wm, start, cont)[0].item()
+
+    dynamics, reinforce = actor_loss(actor_grad_cont="backprop"), actor_loss(actor_grad_cont="reinforce")
+    assert dynamics != pytest.approx(reinforce)
+    assert actor_loss(actor_grad_cont="both", actor_grad_mix=1.0) == pytest.approx(dynamics, rel=1e-5)
+    assert actor_loss(actor_grad_cont="both", actor_grad_mix=0.0) == pytest.approx(reinforce, rel=1e-5)
+    mixed = actor_loss(actor_grad_cont="both", actor_grad_mix=0.1)  # PRO defaults
+    assert mixed == pytest.approx(0.1 * dynamics + 0.9 * reinforce, rel=1e-4)

@@ -12,6 +12,7 @@ from agents.nets import (
     ConvEncoder,
     Normal,
     OneHot,
+    TanhNormal,
     TruncNormal,
     TwoHot,
     symexp,
@@ -97,3 +98,42 @@ def test_conv_encoder_decoder_shapes(style, size):
     assert emb.shape == (2, enc.out_dim)
     dec = ConvDecoder(10, 3, size, 4, "elu", style)
     assert dec(torch.zeros(2, 10)).shape == (2, 3, size, size)
+
+
+def _torch_tanh_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.distributions.Distribution:
+    normal = torch.distributions.Normal(mean, std)
+    squashed = torch.distributions.TransformedDistribution(normal, [torch.distributions.TanhTransform()])
+    return torch.distributions.Independent(squashed, 1)
+
+
+def test_tanh_normal_log_prob_matches_torch_and_samples_stay_inside():
+    torch.manual_seed(0)
+    out_mean, out_std = 8 * torch.randn(64, 3), torch.randn(64, 3)
+    mean, std = 5 * torch.tanh(out_mean / 5), torch.nn.functional.softplus(out_std) + 0.1  # PRO DistLayer
+    ours, reference = TanhNormal(mean, std), _torch_tanh_normal(mean, std)
+    y = reference.sample().clamp(-0.999, 0.999)  # away from where float32 atanh loses the digits
+    assert torch.allclose(ours.log_prob(y), reference.log_prob(y), rtol=1e-4, atol=1e-4)
+    moderate = TanhNormal(torch.full((20000, 2), 1.5), torch.full((20000, 2), 1.0))
+    sample = moderate.rsample()
+    assert sample.abs().max() < 1
+    assert sample.mean().item() == pytest.approx(0.741, abs=0.01)  # E tanh(N(1.5, 1)) = 0.7408
+    edge = TanhNormal(torch.zeros(1, 2), torch.ones(1, 2)).log_prob(torch.tensor([[1.0, -1.0]]))
+    assert torch.isfinite(edge).all()  # PRO TanhBijector clips inside (-1, 1) before atanh
+
+
+def test_tanh_normal_reparameterises_and_estimates_entropy_and_mode_from_samples():
+    mean = torch.zeros(3, 2, requires_grad=True)
+    TanhNormal(mean, torch.ones(3, 2)).rsample().sum().backward()
+    assert (mean.grad > 0).all()  # d tanh(mean + std * eps) / d mean > 0
+    torch.manual_seed(1)
+    mean, std = torch.full((4000, 2), 0.8), torch.full((4000, 2), 0.6)
+    dist = TanhNormal(mean, std)
+    assert dist.samples == 100  # PRO SampleDist(samples=100)
+    exact = -_torch_tanh_normal(mean[:1], std[:1]).log_prob(_torch_tanh_normal(mean, std).sample()).mean()
+    entropy = dist.entropy()
+    assert entropy.shape == (4000,) and entropy.mean().item() == pytest.approx(exact.item(), abs=0.01)
+    assert entropy.std().item() > 0.01  # a 100-sample estimate per element, not the exact value
+    mode = dist.mode()
+    assert mode.shape == (4000, 2) and mode.abs().max() < 1
+    # the most likely of 100 draws lies near the density's peak, above nearly every fresh draw's density
+    assert (dist.log_prob(mode) > dist.log_prob(dist.rsample())).float().mean() > 0.9
