@@ -153,27 +153,33 @@ def cmd_run(args: argparse.Namespace, plan_only: bool = False) -> int:
         return 0
     if args.jobs < 0:
         raise cfg.ConfigError(f"--jobs {args.jobs}: must be positive")
+    ttl = min(config["run"]["lease_ttl_s"] for config in configs.values())
+    if ttl <= 0:
+        raise cfg.ConfigError(f"run.lease_ttl_s={ttl:g}: must be positive (seconds)")
 
     store.init_results_root(results)
+    unfinished = [spec for spec in specs if statuses[spec]["state"] != "done"]
+    owners = store.lease_owners(spec.run_dir(results) for spec in unfinished)
     todo = []
-    for spec in specs:
-        status = statuses[spec]
-        if status["state"] == "done":
-            continue
-        if store.is_active_elsewhere(status):
-            print(f"  {spec.run_id}: running in process {status['pid']}, skipped", file=sys.stderr)
+    for spec in unfinished:
+        owner = owners.get(spec.run_dir(results))
+        if owner:  # another command, host or SLURM job has it; the run itself re-checks when it starts
+            print(f"  {spec.run_id}: {store.describe_holder(owner)} — skipped", file=sys.stderr)
             continue
         todo.append(spec)
     _print_plan(specs, statuses, configs, full=False)
     run_dirs = [_prepare(spec, results, configs[spec]) for spec in todo]
     if not run_dirs:
-        print("nothing to do: every run is done")
+        print("nothing to do: every run is done" + (" or owned elsewhere" if owners else ""))
         return 0
     print(f"running {len(run_dirs)} run(s) with the {args.executor} executor")
     if args.executor == "slurm":
         from bench import slurm
 
         array_id = slurm.submit(run_dirs, profile, results)
+        if array_id is None:
+            print("nothing submitted: other commands took every run meanwhile")
+            return 0
         print(
             f"submitted job array {array_id} ({len(run_dirs)} runs); follow it with: bench status --results {results}"
         )
@@ -213,15 +219,15 @@ def _existing_results(path: str) -> Path:
 
 def _collect(results: Path) -> list[dict[str, Any]]:
     rows = []
-    for run_dir in store.iter_run_dirs(results):
+    run_dirs = list(store.iter_run_dirs(results))
+    owners = store.lease_owners(run_dirs)
+    for run_dir in run_dirs:
         suite, task, variant, seed = run_dir.relative_to(results).parts
         status = store.read_status(run_dir)
-        if (
-            status.get("state") == "running"
-            and not store.pid_alive(status.get("pid"))
-            and "slurm" not in status
-        ) and status.get("host") == os.uname().nodename:
-            status["state"] = "stalled"  # its process is gone: the next `bench run` resumes it
+        if run_dir in owners:
+            status["owner"] = store.describe_holder(owners[run_dir])
+        elif status.get("state") == "running":
+            status["state"] = "stalled"  # no one owns it any more: the next `bench run` resumes it
         rows.append(
             {
                 "suite": suite,
@@ -284,11 +290,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     print(f"{'all':<45}" + " " * (10 * len(states)) + f" {'':>9}" + _rate_eta_columns(rows, now))
     _print_run_rates(rows)
-    jobs = [r for r in rows if r.get("slurm_state") or r.get("state") in ("failed",)]
+    jobs = [r for r in rows if r.get("slurm_state") or r.get("owner") or r.get("state") in ("failed",)]
     for row in jobs:
         job = row.get("slurm") or {}
         slurm_state = row.get("slurm_state") or {}
         where = f" job {job.get('job_id')} {slurm_state.get('state', '')} {slurm_state.get('reason', '')}".rstrip()
+        where = (where if slurm_state else "") + (f" ({row['owner']})" if row.get("owner") else "")
         error = f" error: {row['error']}" if row.get("error") else ""
         print(
             f"  {row['suite']}/{row['task']}/{row['variant']}/{row['seed']}: {row.get('state')}{where}{error}"

@@ -30,6 +30,7 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "replay_capacity": 0,  # agent steps kept in the replay buffer
         "replay_chunk": 1024,  # steps per immutable replay file in the checkpoint
         "checkpoint_every_s": 600.0,
+        "lease_ttl_s": 180.0,  # a run's lease expires this long after its holder's last heartbeat
         "log_every": 1000,  # env frames between train.parquet rows
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "threads": 0,  # torch intra-op threads; 0 = leave torch's default

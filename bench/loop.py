@@ -14,11 +14,14 @@ import contextlib
 import io
 import os
 import random
+import re
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,10 @@ CHECKPOINT = "state.pt"
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be restored: damaged, or not data-only (a pickle that would run code)."""
 
 
 def _device(name: str) -> torch.device:
@@ -126,6 +133,7 @@ class Run:
         self.per = getattr(self.agent, "prioritized", None)  # (alpha, beta): the agent asks for PER
         self.replay = Replay(self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"], per=self.per)
         self.eval_env: Any = None
+        self.lease: store.HeldLease | None = None  # set by train(): the run's owner writes, no one else
         self.resumed = self._load_checkpoint()
         if self.resumed:
             # A fresh episode after a resume: reseed so it does not replay the run's first episodes.
@@ -143,13 +151,19 @@ class Run:
     def _ckpt_dir(self) -> Path:
         return self.dir / "ckpt"
 
+    def check_lease(self) -> None:
+        """LeaseLost once this process no longer owns the run: it must write nothing more."""
+        if self.lease is not None:
+            self.lease.check()
+
     def save_checkpoint(self) -> None:
+        self.check_lease()
         ckpt = self._ckpt_dir()
         replay_meta = self.replay.save(ckpt / "replay")
         state = {
             "agent": self.agent.state_dict(),
             "counters": dict(self.counters),
-            "replay": replay_meta,
+            "replay": _map_arrays(replay_meta, torch.from_numpy),  # tensors: loadable with weights_only
             "rng": _rng_state(self.np_rng),
             "eval_rows": len(self.eval_rows),
             "train_rows": len(self.train_rows),
@@ -164,11 +178,20 @@ class Run:
         self._last_ckpt = time.monotonic()
         if not path.exists():
             return False
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.agent.load_state_dict(state["agent"])
-        self.counters = state["counters"]
-        self.replay.load(self._ckpt_dir() / "replay", state["replay"])
-        _set_rng_state(state["rng"], self.np_rng)
+        state = read_checkpoint(path, self.device)
+        try:
+            self.agent.load_state_dict(state["agent"])
+            self.counters = state["counters"]
+            _set_rng_state(state["rng"], self.np_rng)
+            replay = _map_arrays(state["replay"], lambda t: t.cpu().numpy(), torch.Tensor)
+        except Exception as error:  # readable, but not what this run saved: one line naming the file
+            raise CheckpointError(f"damaged checkpoint {path}: {_load_error(error)}") from None
+        try:
+            self.replay.load(self._ckpt_dir() / "replay", replay)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise CheckpointError(
+                f"damaged replay files in {self._ckpt_dir() / 'replay'}: {_load_error(error)}"
+            ) from None
         # Rows produced after this checkpoint will be produced again: drop them.
         self.eval_rows = _read_rows(self.dir / "eval.parquet")[: state["eval_rows"]]
         self.train_rows = _read_rows(self.dir / "train.parquet")[: state["train_rows"]]
@@ -205,8 +228,39 @@ class Run:
                 }
             )
             returns.append(total)
+        self.check_lease()
         store.atomic_write_parquet(self.dir / "eval.parquet", pd.DataFrame(self.eval_rows))
         return float(np.mean(returns)) if returns else float("nan")
+
+
+def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """Everything ``save_checkpoint`` wrote, as data only (tensors, numbers, strings and containers): a
+    pickle naming any code is refused. CheckpointError (one line naming the file) when it cannot be read."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # truncated, corrupt, unsafe or foreign
+        raise CheckpointError(f"damaged checkpoint {path}: {_load_error(error)}") from None
+
+
+def _map_arrays(tree: Any, convert: Any, kind: type = np.ndarray) -> Any:
+    """``tree`` with every ``kind`` leaf replaced by ``convert(leaf)`` (numpy arrays <-> torch tensors)."""
+    if isinstance(tree, kind):
+        return convert(tree)
+    if isinstance(tree, dict):
+        return {key: _map_arrays(value, convert, kind) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_map_arrays(value, convert, kind) for value in tree)
+    return tree
+
+
+def _load_error(error: Exception) -> str:
+    """One line for a failed load; torch's weights-only refusal buries the reason among advice."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        return f"not data-only ({'it names ' + named.group(1) if named else 'unsupported content'}), refused"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _to_bytes(obj: Any) -> bytes:
@@ -260,18 +314,33 @@ def _tensors(tree: Any, prefix: str = "") -> Any:
 
 
 def train(run_dir: str | Path, on_preempt: Any = None) -> str:
-    """Train (or resume) the run in ``run_dir``; returns the final state: done, failed or preempted."""
+    """Train (or resume) the run in ``run_dir`` unless another process owns it; returns the final state:
+    done, failed, preempted, or skipped (owned elsewhere, or its lease was lost while training)."""
     run_dir = Path(run_dir)
-    store.update_status(run_dir, state="running", pid=os.getpid(), host=socket.gethostname(), error=None)
-    run = None
+    name = (store.read_json(run_dir / "spec.json") or {}).get("id", str(run_dir))
     try:
+        lease = store.hold_lease(run_dir)
+    except store.LeaseHeld as held:
+        print(f"[{name}] {held} — skipped", file=sys.stderr)
+        return "skipped"
+    if store.read_status(run_dir).get("state") == "done":  # its previous owner finished it meanwhile
+        lease.release()
+        return "done"
+    state, run = "failed", None
+    try:
+        store.update_status(run_dir, state="running", pid=os.getpid(), host=socket.gethostname(), error=None)
         run = Run(run_dir)
+        run.lease = lease
         with _StopFlag() as stop:
             state = _train_loop(run, stop)
         if state == "preempted" and on_preempt is not None:
             on_preempt()
         return state
-    except NonFiniteLoss as error:
+    except store.LeaseLost as error:  # another process owns the run now: leave its files alone
+        print(f"[{name}] {error}; stopped without writing more", file=sys.stderr)
+        state = "skipped"
+        return state
+    except (NonFiniteLoss, CheckpointError) as error:
         store.update_status(run_dir, state="failed", error=str(error), pid=None)
         return "failed"
     except Exception as error:  # the run fails; the caller's other runs go on
@@ -279,6 +348,8 @@ def train(run_dir: str | Path, on_preempt: Any = None) -> str:
         store.update_status(run_dir, state="failed", error=f"{type(error).__name__}: {error}", pid=None)
         return "failed"
     finally:
+        # a preempted SLURM job keeps the run while it is requeued; everything else frees it
+        lease.release(to_job=lease.job_id if state == "preempted" else None)
         if run is not None:
             run.env.close()
             if run.eval_env is not None:
@@ -306,6 +377,7 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
 
     def log_train_row() -> None:
         nonlocal metric_count, update_seconds, last_log_frames, last_log_time
+        run.check_lease()
         now = time.monotonic()
         row = {
             "step": run.frames,
@@ -331,6 +403,7 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
     policy_state = None
     # The eval at the budget itself is the last one.
     while True:
+        run.check_lease()
         if run.frames >= counters["next_eval"] or run.frames >= budget:
             if not (run.frames >= budget and run.eval_rows and run.eval_rows[-1]["step"] == run.frames):
                 try:

@@ -1,7 +1,9 @@
 """SLURM executor: cluster profiles, one submitit job array per `bench run`, job states, cancel, plan.
 
-Submission never blocks: ``submit`` snapshots the source, submits the array held, records each run's job id
-in its status.json, releases the array and returns its id. ``bench status`` asks ``job_states`` (one squeue
+Submission never blocks: ``submit`` takes each run's lease, snapshots the source, submits the array held,
+records each run's job id in its status.json, hands each lease to its job (the run counts as owned while the
+job is queued or running, and the job's process takes the lease over when it starts), releases the array and
+returns its id. ``bench status`` asks ``job_states`` (one squeue
 call; sacct only for jobs the controller has forgotten); each job trains its run directory through
 ``bench.launch.run_job``, imported from the snapshot.
 
@@ -211,8 +213,9 @@ def submit(
     *,
     target: str = RUN_JOB,
     extra_modules: Sequence[Path] = (),
-) -> str:
-    """Submit one job array over ``run_dirs`` (parallelism capped by the profile); returns the array id.
+) -> str | None:
+    """Submit one job array over ``run_dirs`` (parallelism capped by the profile); returns the array id,
+    or None when another command took every run meanwhile. Each run's lease passes to its queued job.
 
     ``target`` ("module:function", called with (run_dir, threads)) and ``extra_modules`` exist for tests.
     """
@@ -220,7 +223,37 @@ def submit(
         raise ValueError("nothing to submit: no run directories")
     _require("sbatch")
     results_root = Path(results_root).resolve()
-    run_dirs = [Path(d).resolve() for d in run_dirs]
+    leases = _lease_all([Path(d).resolve() for d in run_dirs])
+    if not leases:
+        return None
+    run_dirs = list(leases)
+    try:
+        return _submit_leased(run_dirs, leases, profile, results_root, target, extra_modules)
+    except BaseException:
+        for run_dir, lease in leases.items():  # no job took them: leave the runs free
+            store.release_lease(run_dir, lease)
+        raise
+
+
+def _lease_all(run_dirs: Sequence[Path]) -> dict[Path, dict[str, Any]]:
+    """Own every run before submitting it (a run another command owns meanwhile is left out, with a line)."""
+    leases = {}
+    for run_dir in run_dirs:
+        try:
+            leases[run_dir] = store.acquire_lease(run_dir, store.lease_ttl(run_dir))
+        except store.LeaseHeld as held:
+            print(f"  {run_dir}: {held} — skipped", file=sys.stderr)
+    return leases
+
+
+def _submit_leased(
+    run_dirs: list[Path],
+    leases: dict[Path, dict[str, Any]],
+    profile: Profile,
+    results_root: Path,
+    target: str,
+    extra_modules: Sequence[Path],
+) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     snapshot = snapshot_source(results_root / ".snapshots" / stamp, extra_modules)
     executor = _executor(profile, results_root / ".slurm", snapshot)
@@ -245,6 +278,7 @@ def submit(
             record = {"job_id": job.job_id, "array_id": array_id, "profile": profile.name,
                       "snapshot": str(snapshot), "log": str(job.paths.stdout), "submitted": time.time()}  # fmt: skip
             store.update_status(run_dir, slurm=record)
+            store.release_lease(run_dir, leases[run_dir], to_job=job.job_id)  # the queued job owns it now
     except BaseException:
         subprocess.run(["scancel", array_id], capture_output=True, timeout=60)
         raise
@@ -289,7 +323,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         return outcome
 
     def _requeue(self, restarts: int) -> None:
-        job_id = _own_job_id()
+        job_id = store.slurm_job_id()
         if _live_state(os.environ["SLURM_JOB_ID"]) != "RUNNING":
             print(f"job {job_id} is being ended by SLURM; not requeueing it myself", file=sys.stderr)
             return
@@ -302,11 +336,6 @@ class SlurmRun(submitit.helpers.Checkpointable):
         _scontrol("requeue", job_id)
         print(f"requeued job {job_id} ({restarts + 1} of at most {self.max_requeues})", file=sys.stderr)
         raise SystemExit(-1)  # as submitit does: no result file, SLURM restarts the task
-
-
-def _own_job_id() -> str:
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
 
 
 def _live_state(raw_job_id: str) -> str:
@@ -340,6 +369,9 @@ FINISHED_REASONS = {
 }
 
 
+ENDED = {"COMPLETED", *FINISHED_REASONS}
+
+
 def _expand_ids(job_id: str) -> list[str]:
     """sacct's '12_[3-5,7%2]' (array tasks not started yet) -> ['12_3', '12_4', '12_5', '12_7']."""
     if "_[" not in job_id:
@@ -368,6 +400,17 @@ def job_states(job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     if wanted - set(found):
         found = {**_accounting_states(arrays), **found}
     return {job: _describe(*found[job]) for job in wanted if job in found}
+
+
+def jobs_alive(job_ids: Sequence[str]) -> dict[str, bool | None]:
+    """job id -> still queued or running (True), ended or forgotten (False), or None when SLURM cannot
+    be asked from here (not installed, controller down)."""
+    states = job_states(job_ids)
+    reachable = bool(states) or bool(_run_quietly(["sinfo", "-h", "-o", "%P"]).strip())
+    return {
+        job: (states[job]["state"] not in ENDED) if job in states else (False if reachable else None)
+        for job in job_ids
+    }
 
 
 def _run_quietly(command: list[str]) -> str:
