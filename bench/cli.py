@@ -129,6 +129,10 @@ def cmd_run(args: argparse.Namespace, plan_only: bool = False) -> int:
     suite = suites.get(args.suite)
     suite.check_available()
     configs = _resolve_all(specs)
+    if any(config["log"]["wandb"] for config in configs.values()):
+        from bench import wandb_sink
+
+        wandb_sink.check_installed()
     results = Path(args.results)
     store.check_results_root(results)
     profile = None

@@ -39,6 +39,9 @@ HARNESS_DEFAULTS: dict[str, Any] = {
     "log": {
         "tensorboard": True,
         "progress": "auto",  # auto (bar on a terminal, lines otherwise) | bar | lines | none
+        "wandb": False,  # also log to Weights & Biases (pip install 'harmonybench[wandb]')
+        "wandb_project": "harmonybench",
+        "wandb_group": "",  # "" = suite/task/variant: the seeds of one configuration form a group
     },
 }
 

@@ -363,6 +363,7 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
     agent = run.agent
     batch, length = agent.batch_size, agent.batch_length
     writer = _tensorboard(run)
+    sink = _wandb(run)
     progress = Progress(run.spec["id"], budget, run.config["log"]["progress"], start=run.frames)
     metric_sums: dict[str, float] = defaultdict(float)
     metric_count = 0
@@ -393,6 +394,8 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
             for key, value in row.items():
                 if key not in ("step", "agent_step"):
                     writer.add_scalar(key if "/" in key else f"train/{key}", value, run.frames)
+        if sink is not None:
+            sink.log_train(row, run.frames)
         store.update_status(run.dir, state="running", step=run.frames, budget=budget)
         metric_sums.clear()
         metric_count, update_seconds = 0, 0.0
@@ -413,6 +416,8 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
                 progress.eval(last_eval)
                 if writer is not None:
                     writer.add_scalar("eval/return", last_eval, run.frames)
+                if sink is not None:
+                    sink.log_eval(last_eval, run.frames)
             counters["next_eval"] = (run.frames // cfg["eval_every"] + 1) * cfg["eval_every"]
             if run.frames >= budget:
                 if not run.train_rows or run.train_rows[-1]["step"] < run.frames:
@@ -422,6 +427,8 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
         if stop.signum is not None:
             run.save_checkpoint()
             store.update_status(run.dir, state="preempted", step=run.frames, pid=None)
+            if sink is not None:
+                sink.close(run.frames)
             progress.close(f"preempted by signal {stop.signum} at step {run.frames}")
             return "preempted"
 
@@ -473,6 +480,8 @@ def _train_loop(run: Run, stop: _StopFlag) -> str:
     run.save_checkpoint()
     if writer is not None:
         writer.close()
+    if sink is not None:
+        sink.close(run.frames)
     store.update_status(run.dir, state="done", step=run.frames, budget=budget, pid=None, finished=time.time())
     progress.close(f"done: {run.frames} frames, last eval {last_eval:.1f}")
     return "done"
@@ -498,3 +507,22 @@ def _tensorboard(run: Run) -> Any:
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(run.dir / "tb"), purge_step=run.frames if run.resumed else None)
+
+
+def _wandb(run: Run) -> Any:
+    """The W&B sink when log.wandb is on. A kill -9 loses what W&B had not written yet, so a resumed run
+    sends again its checkpointed rows past the W&B run's last clean close (see bench/wandb_sink.py)."""
+    if not run.config["log"].get("wandb", False):
+        return None
+    from bench.wandb_sink import WandbSink
+
+    sink = WandbSink(run.dir, run.spec)
+    sink.log_config(run.config)
+    for row in run.train_rows:
+        if row["step"] > sink.logged_through:
+            sink.log_train(row, row["step"])
+    evals = pd.DataFrame(run.eval_rows, columns=["step", "return"]).groupby("step")["return"].mean()
+    for step, value in evals.items():
+        if step > sink.logged_through:
+            sink.log_eval(float(value), int(step))
+    return sink
