@@ -170,9 +170,12 @@ class SweepProgress:
         self.bar = None
         if mode == "bar":
             self.bar = tqdm(
-                total=self.total, initial=self.start_frames, desc="all runs", unit="frame", dynamic_ncols=True,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} frames, {postfix}",
-            )  # fmt: skip
+                total=self.total,
+                initial=self.start_frames,
+                desc="all runs",
+                dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} frames{postfix}",  # tqdm adds ", "
+            )
 
     def _steps(self) -> dict[Path, int]:
         return {d: min(store.read_status(d).get("step") or 0, self.budget[d]) for d in self.run_dirs}

@@ -12,10 +12,19 @@ import pandas as pd
 import pytest
 from conftest import bench
 
-from bench.progress import eta_seconds, format_duration, recent_rate, run_eta, sweep_rate_eta
+from bench import store
+from bench.progress import (
+    SweepProgress,
+    eta_seconds,
+    format_duration,
+    recent_rate,
+    run_eta,
+    sweep_rate_eta,
+)
 
 RUN = ["run", "--suite", "gym", "--tasks", "Pendulum-v1", "--agents", "dreamerv3", "--preset", "smoke",
-       "--set", "run.eval_every=200", "--set", "log.progress=none", "--set", "log.tensorboard=false"]  # fmt: skip
+       "--set", "run.eval_every=200", "--set", "log.progress=none",
+       "--set", "log.tensorboard=false"]  # fmt: skip
 
 
 def test_recent_rate_is_frames_over_time_of_the_last_rows():
@@ -115,3 +124,19 @@ def test_status_shows_rates_and_etas_of_a_finished_and_a_killed_run(tmp_path):
     assert done_line[-3:] == ["200/200", f"{done['fps']:.1f}", "done"]
     assert killed_line[-3] == f"{killed['step']}/400" and killed_line[-2] == f"{killed['fps']:.1f}"
     assert killed_line[-1] in {format_duration(killed["eta_s"]), format_duration(killed["eta_s"] - 1)}
+
+
+def test_sweep_progress_line_counts_runs_frames_and_eta(tmp_path, capsys):
+    # Two run directories whose status.json files the test writes as the loop does (no training needed).
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        store.update_status(run, state="running", step=0, budget=400)
+    progress = SweepProgress(runs, mode="lines")
+    store.update_status(runs[0], state="done", step=400, budget=400)
+    store.update_status(runs[1], state="running", step=100, budget=400)
+    progress.update(finished=[runs[0]])
+    progress.close()
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("[all runs] 500/800 frames, runs 1/2 finished, ")
+    rate = float(line.split(", ")[2].split()[0])
+    assert rate > 0 and line.endswith(f"eta {format_duration(300 / rate)}")
