@@ -1,4 +1,4 @@
-"""`bench run | sweep | plan | status | cancel | report | render | list` — parsing and printing only.
+"""`bench run | sweep | plan | status | cancel | report | render | imagine | list` — parsing and printing only.
 
 User mistakes print one line (`bench: error: ...`) and exit 2 with nothing written.
 """
@@ -397,6 +397,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    if args.run:
+        from bench import imagine
+
+        paths = _user_call(lambda: imagine.render_run(args.run, args.out or "episode"))
+        print("video written: " + ", ".join(map(str, paths)))
+        return 0
+    if not args.suite or not args.task:
+        raise cfg.ConfigError("bench render needs --suite and --task (random actions), or --run RUN_DIR")
     if args.suite not in suites.names():
         raise cfg.ConfigError(f"unknown suite '{args.suite}'; valid: {', '.join(suites.names())}")
     suite = suites.get(args.suite)
@@ -420,10 +428,20 @@ def cmd_render(args: argparse.Namespace) -> int:
         args.seed,
         config["env"],
         args.episodes,
-        args.out,
+        args.out or "frames.png",
         args.gif,
     )
     print(f"frames written: {out}")
+    return 0
+
+
+def cmd_imagine(args: argparse.Namespace) -> int:
+    from bench import imagine
+
+    paths = _user_call(
+        lambda: imagine.imagine(args.run_dir, args.episodes, args.context, args.horizon, args.out)
+    )
+    print("written: " + ", ".join(map(str, paths)))
     return 0
 
 
@@ -483,15 +501,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference", default=None, help="JSON {suite: {task: [low, high]}} for min-max scores"
     )
 
-    render = sub.add_parser("render", help="write a grid of observation frames (what the agent sees)")
-    render.add_argument("--suite", required=True)
-    render.add_argument("--task", required=True)
+    render = sub.add_parser(
+        "render", help="a grid of observation frames (what the agent sees), or a trained agent's episode"
+    )
+    render.add_argument("--suite", default="")
+    render.add_argument("--task", default="")
+    render.add_argument(
+        "--run", default="", metavar="RUN_DIR", help="a trained run's eval episode as OUT.mp4 and OUT.gif"
+    )
     render.add_argument("--episodes", type=int, default=4)
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--preset", default=cfg.DEFAULT_PRESET)
     render.add_argument("--set", dest="sets", action="append", default=[], metavar="env.KEY=VALUE")
-    render.add_argument("--out", default="frames.png")
+    render.add_argument("--out", default=None, help="default frames.png; with --run, episode")
     render.add_argument("--gif", default=None, help="also write one episode as a GIF/MP4 here")
+
+    imag = sub.add_parser("imagine", help="what a trained run's world model predicts open loop, as videos")
+    imag.add_argument("run_dir", metavar="RUN_DIR", help="results/SUITE/TASK/VARIANT/seedK with a checkpoint")
+    imag.add_argument("--episodes", type=int, default=1, help="eval episodes (default 1)")
+    imag.add_argument("--context", type=int, default=5, help="steps seen before the open loop (default 5)")
+    imag.add_argument("--horizon", type=int, default=45, help="steps predicted open loop (default 45)")
+    imag.add_argument("--out", default="imagine", help="output directory (default ./imagine)")
     return parser
 
 
@@ -510,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             "list": cmd_list,
             "report": cmd_report,
             "render": cmd_render,
+            "imagine": cmd_imagine,
         }
         if args.command == "sweep" and not args.sweeps:
             raise cfg.ConfigError("bench sweep needs at least one --sweep KEY=V1,V2")

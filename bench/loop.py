@@ -23,6 +23,7 @@ import time
 import traceback
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,19 +205,14 @@ class Run:
             self.eval_env = self._make_env("eval", seed)
         returns = []
         for episode in range(self.cfg_run["eval_episodes"]):
-            obs = self.eval_env.reset()
-            state, total, length, success = None, 0.0, 0, None
-            while True:
-                action, state = self.agent.policy(
-                    _batch_obs(obs, [*self.obs_keys, "is_first"]), state, "eval"
-                )
-                obs = self.eval_env.step(action[0])
+            total, length, success = 0.0, 0, None
+            for action, obs in eval_episode(self.eval_env, self.agent, self.obs_keys):
+                if action is None:  # the reset
+                    continue
                 total += float(obs["reward"])
                 length += 1
                 if "success" in obs:
                     success = bool(success) or bool(obs["success"])
-                if obs["is_last"]:
-                    break
             self.eval_rows.append(
                 {
                     "step": self.frames,
@@ -261,6 +257,20 @@ def _load_error(error: Exception) -> str:
         return f"not data-only ({'it names ' + named.group(1) if named else 'unsupported content'}), refused"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def eval_episode(
+    env: Any, agent: Any, obs_keys: list[str]
+) -> Iterator[tuple[np.ndarray | None, dict[str, Any]]]:
+    """One episode of the agent's eval-mode policy from a reset: (None, first observation), then (action,
+    the observation it led to) for every step, the last with ``is_last``."""
+    obs = env.reset()
+    yield None, obs
+    state = None
+    while not obs["is_last"]:
+        actions, state = agent.policy(_batch_obs(obs, [*obs_keys, "is_first"]), state, "eval")
+        obs = env.step(actions[0])
+        yield actions[0], obs
 
 
 def _to_bytes(obj: Any) -> bytes:
