@@ -266,7 +266,7 @@ class ActorCritic(nn.Module):
         value = self.value(self.slow_critic, feats) if self.cfg["critic_target"] == "slow" else fast
         if self.cfg["returns"] == "dv2":
             actor_loss, ret, weight, scale, entropy, reward = self._actor_dv2(
-                wm, feats, outs, actions, value, start_cont
+                wm, feats, outs, actions, value, fast, start_cont
             )
         else:
             actor_loss, ret, weight, scale, entropy, reward = self._actor_dv3(
@@ -289,28 +289,35 @@ class ActorCritic(nn.Module):
             else critic_out[..., 0].float()
         )
 
-    def _actor_dv2(self, wm, feats, outs, actions, value, start_cont):
+    def _actor_dv2(self, wm, feats, outs, actions, value, fast, start_cont):
         """HD agents/actor_critic.py (DV2): states z_0..z_H with reward r(z_t) and discount d(z_t) (d_0 from
         the data), returns t_t = r_t + d_t ((1 - lam) v_t+1 + lam t_t+1) for t < H. The action taken at z_t
         leads into z_t+1, so the actor at z_0..z_H-2 is trained towards t_1..t_H-1 (baseline v(z_t) under
-        reinforce), weighted by cumprod(1, d_0, d_1, ...); the critic at z_0..z_H-1 towards t_0..t_H-1."""
+        reinforce), weighted by cumprod(1, d_0, d_1, ...); the critic at z_0..z_H-1 towards t_0..t_H-1.
+
+        ``dv2_actor: tf`` (danijar/dreamerv2's TensorFlow agent.py ActorCritic, which DreamerPro forks): the
+        actor at z_0..z_H-1 towards t_0..t_H-1, the reinforce baseline from the online critic, and the
+        entropy bonus kept out of the critic's targets (TF tensors are immutable)."""
         cfg = self.cfg
         reward = wm.reward(feats)
         disc = torch.cat([cfg["discount"] * start_cont[None], wm.discount(feats[1:])])
         weight = torch.cumprod(torch.cat([torch.ones_like(disc[:1]), disc[:-1]]), 0).detach()
         ret = lambda_return(reward[:-1], value, disc[:-1], cfg["lambda"])
-        dist = self.dist(outs[:-1])
+        tf = cfg["dv2_actor"] == "tf"
+        steps = len(ret) if tf else len(ret) - 1  # the actor trains at z_0..z_steps-1
+        target, baseline = (ret, fast[:steps]) if tf else (ret[1:], value[:steps])
+        dist = self.dist(outs[:steps])
         backprop = (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "backprop"
         if backprop:
-            objective = ret[1:]
+            objective = target
         else:
-            objective = dist.log_prob(actions[:-1].detach()) * (ret[1:] - value[:-2]).detach()
+            objective = dist.log_prob(actions[:steps].detach()) * (target - baseline).detach()
             if (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "both":
                 # DV2 agent.py actor_grad both: mix * dynamics + (1 - mix) * reinforce
-                objective = cfg["actor_grad_mix"] * ret[1:] + (1 - cfg["actor_grad_mix"]) * objective
+                objective = cfg["actor_grad_mix"] * target + (1 - cfg["actor_grad_mix"]) * objective
         entropy = dist.entropy()
-        actor_loss = -(weight[:-2] * (objective + cfg["actor_ent"] * entropy)).mean()
-        if backprop:
+        actor_loss = -(weight[:steps] * (objective + cfg["actor_ent"] * entropy)).mean()
+        if backprop and not tf:
             # HD actor_loss: `objective = target[1:]` is a view of the returns and `objective += ent_scale * ent`
             # adds the bonus in place, so HD's critic regresses t_1..t_H-1 + actor_ent * H(pi(z_0..z_H-2))
             ret = torch.cat([ret[:1], ret[1:] + cfg["actor_ent"] * entropy.detach()])

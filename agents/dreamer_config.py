@@ -35,6 +35,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "imag_cont": ("mean", "mode"),
     "init": ("xavier", "fan_avg", "torch"),
     "returns": ("dv2", "dv3"),
+    "dv2_actor": ("hd", "tf"),
     "eval_policy": ("mode", "sample"),
 }
 POSITIVE_INT = (
@@ -104,6 +105,7 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "gru_bias": True,  # HD GRUCell: Linear(bias=norm is not None), a bias beside the LayerNorm
         # HD agents/actor_critic.py: V(s_t) = r(s_t) + d(s_t) V(s_t+1); the actor's targets start one step later
         "returns": "dv2",
+        "dv2_actor": "hd",  # tf: danijar/dreamerv2's TF ActorCritic (actor at z_t towards t_t), DreamerPro's
         "eval_policy": "mode",  # HD agents/base.py get_action: eval takes the actor's mode
         "deter": 1024,  # HD rssm: deter 1024, hidden 1024 (DV2's own DMC preset uses 200)
         "hidden": 1024,

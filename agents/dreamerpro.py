@@ -53,8 +53,9 @@ PROTO_KEYS = tuple(_proto_defaults(""))
 def _pro_model(config: dict[str, Any], suite: str) -> None:
     """PRO's latents and actor, in every preset (a smaller preset shrinks the same model). DMC/DMCR: the dmc
     block; Atari100K keeps DreamerV2's (PRO's atari block is a 200M-frame setup, not applied); elsewhere the
-    defaults block."""
+    defaults block. Every suite: PRO's actor-critic code, danijar/dreamerv2's TF one."""
     agent = config["agent"]
+    agent["dv2_actor"] = "tf"
     if suite in ("dmc", "dmcr"):
         # PRO dmc: rssm discrete False -> Gaussian latents (defaults stoch 32, std_act sigmoid2, min_std 0.1);
         # actor {dist: tanh_normal, min_std: 0.1} (defaults); actor_grad dynamics
@@ -72,6 +73,8 @@ def _pro_paper(config: dict[str, Any], suite: str) -> None:
     agent.update(batch_size=50, batch_length=51)  # PRO dataset {batch: 50, length: 51}
     agent.update(deter=400, hidden=400, stoch=32)  # PRO defaults rssm {hidden: 400, deter: 400, stoch: 32}
     agent.update(model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4)  # PRO defaults model/actor/critic_opt lr
+    # PRO imag_horizon 15 counts the start state (its imagine keeps z_0..z_14): 14 steps here
+    agent["imag_horizon"] = 14
     run["train_ratio"] = 50 * 51 / 5  # PRO train_every 5
     if suite in ("dmc", "dmcr"):  # PRO dmc: rssm 200, lr 3e-4 / 8e-5 / 8e-5, actor_ent 1e-4, kl free 1.0
         agent.update(deter=200, hidden=200, actor_lr=8e-5, critic_lr=8e-5, actor_ent=1e-4, kl_free=1.0)

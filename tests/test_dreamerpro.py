@@ -278,6 +278,7 @@ def test_pro_dmc_preset_uses_gaussian_latents_and_a_tanh_normal_actor_and_dreame
             )
         paper = dreamerpro.default_config("dreamerpro", "paper", suite)["agent"]
         assert (paper["stoch"], paper["latent_min_std"], paper["actor_min_std"]) == (32, 0.1, 0.1)
+        assert (paper["dv2_actor"], paper["imag_horizon"]) == ("tf", 14)  # PRO's 15 states incl. the start
         assert (paper["deter"], paper["hidden"], paper["kl_free"]) == (200, 200, 1.0)
         assert paper["actor_ent"] == 1e-4
     other = dreamerpro.default_config("dreamerpro", "paper", "metaworld")  # PRO defaults block
@@ -294,10 +295,11 @@ def test_pro_dmc_preset_uses_gaussian_latents_and_a_tanh_normal_actor_and_dreame
     for name in ("dreamerv2", "harmonydream"):  # DreamerV2's own presets keep discrete latents
         for suite in ("dmc", "dmcr", "metaworld"):
             agent = agents.default_config(name, "paper", suite)["agent"]
-            assert (agent["latent"], agent["actor_dist"], agent["actor_grad_cont"]) == (
+            assert (agent["latent"], agent["actor_dist"], agent["actor_grad_cont"], agent["dv2_actor"]) == (
                 "discrete",
                 "trunc_normal",
                 "backprop",
+                "hd",
             )
 
 
@@ -351,3 +353,36 @@ def test_actor_grad_both_mixes_dynamics_and_reinforce_objectives():
     assert actor_loss(actor_grad_cont="both", actor_grad_mix=0.0) == pytest.approx(reinforce, rel=1e-5)
     mixed = actor_loss(actor_grad_cont="both", actor_grad_mix=0.1)  # PRO defaults
     assert mixed == pytest.approx(0.1 * dynamics + 0.9 * reinforce, rel=1e-4)
+
+
+@pytest.mark.parametrize("grad", ["backprop", "reinforce"])
+def test_actor_critic_trains_the_actor_at_z_t_towards_its_own_return_as_pro(grad):
+    """PRO agent.py ActorCritic (danijar/dreamerv2's TF code): over imagined z_0..z_H, targets
+    t_t = r_t + g ((1 - lam) v_t+1 + lam t_t+1) with t_H = v_H from the slow critic; the actor at z_0..z_H-1
+    maximises w_t (t_t + ent H_t) (dynamics) or w_t (log pi(a_t) (t_t - critic(z_t)) + ent H_t) (reinforce);
+    the critic regresses t_0..t_H-1 without the entropy bonus."""
+    agent = make_agent(actor_grad_cont=grad)
+    cfg, ac = agent.cfg, agent.ac
+    assert cfg["dv2_actor"] == "tf"
+    data = agent._to_device(random_batch(agent))
+    post, _, _ = agent.wm.loss(data)
+    start = {k: post[k].detach().flatten(0, 1) for k in ("deter", "stoch")}
+    cont = torch.ones(len(start["deter"]))
+    torch.manual_seed(5)
+    feats, outs, actions = ac.imagine(agent.wm, start)
+    fast, slow = ac.value(ac.critic, feats), ac.value(ac.slow_critic, feats)
+    reward, gamma, lam = agent.wm.reward(feats), cfg["discount"], cfg["lambda"]
+    targets = [slow[-1]]
+    for t in reversed(range(len(feats) - 1)):
+        targets.insert(0, reward[t] + gamma * ((1 - lam) * slow[t + 1] + lam * targets[0]))
+    target = torch.stack(targets[:-1])
+    weight = gamma ** torch.arange(len(target), dtype=torch.float32)[:, None]
+    dist = ac.dist(outs)
+    torch.manual_seed(6)
+    entropy = dist.entropy()
+    objective = target if grad == "backprop" else dist.log_prob(actions) * (target - fast[:-1])
+    expected = -(weight * (objective + cfg["actor_ent"] * entropy)).mean()
+    torch.manual_seed(6)
+    actor_loss, ret, *_ = ac._actor_dv2(agent.wm, feats, outs, actions, slow, fast, cont)
+    assert actor_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(ret, target, rtol=1e-5, atol=1e-6)  # no entropy bonus in the critic's targets
