@@ -1,11 +1,11 @@
 """SLURM executor: cluster profiles, one submitit job array per `bench run`, job states, cancel, plan.
 
 Submission never blocks: ``submit`` takes each run's lease, snapshots the source, submits the array held,
-records each run's job id in its status.json, hands each lease to its job (the run counts as owned while the
-job is queued or running, and the job's process takes the lease over when it starts), releases the array and
-returns its id. ``bench status`` asks ``job_states`` (one squeue
-call; sacct only for jobs the controller has forgotten); each job trains its run directory through
-``bench.launch.run_job``, imported from the snapshot.
+records each run's job id in its status.json, hands each lease to its job (the run counts as owned while
+the job is queued or running, and the job's process takes the lease over when it starts), releases the
+array and returns its id. ``bench status`` asks ``job_states`` (one squeue call; sacct only for jobs the
+controller has forgotten); each job trains its run directory through ``bench.launch.run_job``, imported
+from the snapshot.
 
 Signals and requeue (SLURM sends SIGUSR2 ``signal_delay_s`` before the time limit; ``scancel``, an
 external ``scontrol requeue`` and scheduler preemption send SIGTERM):

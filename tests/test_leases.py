@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO, bench
+from test_slurm import DEV_PROFILE, cluster  # noqa: F401  (cluster: the dev SLURM cluster fixture)
 
 from bench import store
 
@@ -241,3 +242,45 @@ def test_kill_9_then_the_next_command_resumes_and_status_shows_the_owner(tmp_pat
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "skipped" not in resumed.stderr and _status(run)["state"] == "done"
     assert _eval_steps(run) == [0, 200, 400]
+
+
+# ---- a run queued in the dev SLURM cluster -------------------------------------------------------------
+
+
+@pytest.mark.slurm
+def test_a_queued_slurm_run_is_not_trained_by_an_inline_command(
+    cluster: list[str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from bench import slurm
+
+    # a job that stays PENDING: it may not begin for an hour
+    profile = yaml.safe_load(DEV_PROFILE.read_text())
+    profile["sbatch_extra"] = {"begin": "now+3600"}
+    (tmp_path / "later.yaml").write_text(yaml.safe_dump(profile))
+    results = tmp_path / "results"
+    args = (*PENDULUM, "--set", "run.steps=64", "--set", "run.eval_every=32", "--set", "run.prefill=16",
+            "--set", "run.lease_ttl_s=1", "--results", str(results))  # fmt: skip
+    submitted = bench(*args, "--executor", "slurm", "--profile", str(tmp_path / "later.yaml"))
+    assert submitted.returncode == 0, submitted.stderr
+    cluster.append(re.search(r"job array (\d+)", submitted.stdout).group(1))
+    (run,) = store.iter_run_dirs(results)
+    job = _status(run)["slurm"]["job_id"]
+    lease = store.read_json(run / store.LEASE)
+    assert lease["job_id"] == job and lease["pid"] is None  # held by the queued job from submission
+    _wait(lambda: time.time() > lease["heartbeat"] + 2, 30, "the lease's heartbeat to age past its TTL")
+    assert slurm.job_states([job])[job]["state"] == "PENDING"
+
+    inline = bench(*args)
+    assert inline.returncode == 0, inline.stderr
+    assert f"queued as SLURM job {job} since " in inline.stderr and "skipped" in inline.stderr
+    assert _status(run)["state"] == "pending" and not (run / "ckpt").exists()
+    assert f"queued as SLURM job {job}" in bench("status", "--results", str(results)).stdout
+
+    slurm.cancel([job])  # once the job has ended the run is free again
+    _wait(lambda: slurm.job_states([job]).get(job, {}).get("state") == "CANCELLED", 60, "the cancel")
+    resumed = bench(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "skipped" not in resumed.stderr and _status(run)["state"] == "done"
