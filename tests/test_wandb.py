@@ -21,9 +21,6 @@ import pandas as pd
 import pytest
 from conftest import bench
 
-pytest.importorskip("wandb")  # the optional extra; CI installs it with [dev]
-from wandb.proto import wandb_internal_pb2  # noqa: E402
-
 RUN = ["run", "--suite", "gym", "--tasks", "Pendulum-v1", "--agents", "dreamerv3", "--preset", "smoke",
        "--set", "run.steps=400", "--set", "run.eval_every=200", "--set", "run.checkpoint_every_s=1",
        "--set", "log.progress=none", "--set", "log.tensorboard=false", "--set", "log.wandb=true"]  # fmt: skip
@@ -32,6 +29,8 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
 def _records(path: Path):
+    from wandb.proto import wandb_internal_pb2
+
     data = path.read_bytes()
     assert struct.unpack("<4sHB", data[:HEADER]) == (b":W&B", 0xBEE1, 0), f"{path}: not a W&B log"
     position, pieces = HEADER, b""
@@ -77,7 +76,7 @@ def _config(wandb_dir: Path, run_id: str) -> dict:
 
 
 def test_asking_for_wandb_without_the_package_is_one_line_and_exit_2(tmp_path):
-    # wandb is installed here; the child hides it the way Python documents for a missing module
+    # Where wandb is installed, the child hides it the way Python documents for a missing module
     # (sys.modules[name] = None makes import and importlib.util.find_spec fail as if it were absent).
     results = tmp_path / "results"
     code = "import sys; sys.modules['wandb'] = None; from bench.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -90,6 +89,7 @@ def test_asking_for_wandb_without_the_package_is_one_line_and_exit_2(tmp_path):
 
 
 def test_history_holds_the_eval_returns_at_their_frames_after_kill_9_and_resume(tmp_path):
+    pytest.importorskip("wandb")  # the optional extra; the dev extra (CI) installs it
     results, wandb_dir = tmp_path / "results", tmp_path / "wandb"
     wandb_dir.mkdir()
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir), "WANDB_SILENT": "true"}
