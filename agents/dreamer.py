@@ -535,10 +535,13 @@ class Dreamer:
 
 def _adam(params: Any, cfg: dict[str, Any], name: str) -> torch.optim.Optimizer:
     """Adam with L2 weight decay added to the gradient after clipping, as HD wmlib-torch core/torch_utils.py
-    Optimizer applies it (optim.Adam(weight_decay=wd)); DV3 uses no weight decay."""
-    return torch.optim.Adam(
-        params, lr=cfg[f"{name}_lr"], eps=cfg[f"{name}_eps"], weight_decay=cfg[f"{name}_wd"], foreach=True
-    )
+    Optimizer applies it (optim.Adam(weight_decay=wd)); DV3 uses no weight decay. ``weight_decay:
+    decoupled`` scales every weight by 1 - wd before each step instead, as danijar/dreamerv2's TF Optimizer
+    (and DreamerPro's) does: AdamW with decay wd / lr (a param group at another lr decays by its lr * wd / lr)."""
+    lr, eps, wd = cfg[f"{name}_lr"], cfg[f"{name}_eps"], cfg[f"{name}_wd"]
+    if cfg["weight_decay"] == "decoupled":
+        return torch.optim.AdamW(params, lr=lr, eps=eps, weight_decay=wd / lr, foreach=True)
+    return torch.optim.Adam(params, lr=lr, eps=eps, weight_decay=wd, foreach=True)
 
 
 def check_observations(backbone: str, keys: list[str], config: dict[str, Any]) -> None:

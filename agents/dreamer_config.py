@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "init": ("xavier", "fan_avg", "torch"),
     "returns": ("dv2", "dv3"),
     "dv2_actor": ("hd", "tf"),
+    "weight_decay": ("l2", "decoupled"),
     "eval_policy": ("mode", "sample"),
 }
 POSITIVE_INT = (
@@ -146,6 +147,7 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "critic_eps": 1e-5,
         "critic_clip": 100.0,
         "critic_wd": 1e-6,
+        "weight_decay": "l2",  # HD Adam(weight_decay); decoupled: DV2 TF Optimizer var *= 1 - wd
         "actor_dist": "trunc_normal",  # HD actor dist auto -> trunc_normal (continuous), onehot (discrete)
         "actor_min_std": 0.1,  # HD actor min_std 0.1
         "actor_max_std": 1.0,

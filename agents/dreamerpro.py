@@ -53,9 +53,9 @@ PROTO_KEYS = tuple(_proto_defaults(""))
 def _pro_model(config: dict[str, Any], suite: str) -> None:
     """PRO's latents and actor, in every preset (a smaller preset shrinks the same model). DMC/DMCR: the dmc
     block; Atari100K keeps DreamerV2's (PRO's atari block is a 200M-frame setup, not applied); elsewhere the
-    defaults block. Every suite: PRO's actor-critic code, danijar/dreamerv2's TF one."""
+    defaults block. Every suite: PRO's actor-critic and optimizer code, danijar/dreamerv2's TF ones."""
     agent = config["agent"]
-    agent["dv2_actor"] = "tf"
+    agent.update(dv2_actor="tf", weight_decay="decoupled")  # PRO tfutils.py Optimizer: var *= 1 - wd
     if suite in ("dmc", "dmcr"):
         # PRO dmc: rssm discrete False -> Gaussian latents (defaults stoch 32, std_act sigmoid2, min_std 0.1);
         # actor {dist: tanh_normal, min_std: 0.1} (defaults); actor_grad dynamics

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import agents
-from agents import dreamerpro, prototypes, rssm
+from agents import dreamer, dreamerpro, prototypes, rssm
 
 torch.set_num_threads(1)
 
@@ -386,3 +386,26 @@ def test_actor_critic_trains_the_actor_at_z_t_towards_its_own_return_as_pro(grad
     actor_loss, ret, *_ = ac._actor_dv2(agent.wm, feats, outs, actions, slow, fast, cont)
     assert actor_loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert torch.allclose(ret, target, rtol=1e-5, atol=1e-6)  # no entropy bonus in the critic's targets
+
+
+def test_pro_weight_decay_scales_every_weight_by_one_minus_wd_before_the_step():
+    """PRO tfutils.py Optimizer: var.assign((1 - wd) * var), then Adam; DreamerV2 (HD) adds wd * w to the
+    gradient instead. With a zero loss gradient Adam's own step is zero, so only the decay is left."""
+    start = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    cfg = dreamerpro.default_config("dreamerpro", "paper", "dmc")["agent"]
+    assert cfg["weight_decay"] == "decoupled" and cfg["model_wd"] == 1e-6
+    weight = nn.Parameter(start.clone())
+    opt = dreamer._adam([weight], cfg, "model")
+    for _ in range(3):
+        weight.grad = torch.zeros_like(weight)
+        opt.step()
+    assert torch.allclose(weight.detach(), start * (1 - 1e-6) ** 3, rtol=1e-13, atol=0)
+    hd = agents.default_config("dreamerv2", "paper", "dmc")["agent"]
+    assert hd["weight_decay"] == "l2"
+    weight = nn.Parameter(start.clone())
+    opt = dreamer._adam([weight], hd, "model")
+    weight.grad = torch.zeros_like(weight)
+    opt.step()  # the gradient is wd * w, Adam's first step lr * g / (|g| + eps)
+    grad = hd["model_wd"] * start
+    expected = start - hd["model_lr"] * grad / (grad.abs() + hd["model_eps"])
+    assert torch.allclose(weight.detach(), expected, rtol=1e-12, atol=0)
