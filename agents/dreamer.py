@@ -104,7 +104,8 @@ class WorldModel(nn.Module):
     def _initialise(self, style: str) -> None:
         if style == "torch":
             return
-        # HD builds its GRU cell directly rather than through Module.get, so there it keeps torch's init
+        # HD builds its GRU cell directly rather than through Module.get, so there it keeps torch's init;
+        # Keras (glorot) initialises the GRU's Dense like any other
         init_weights_(self, style, skip=(self.rssm.cell.linear,) if style == "xavier" else ())
         for parts in self.rssm.split_linears():
             fan_in = sum(part.in_features for part in parts)

@@ -33,7 +33,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "critic_target": ("fast", "slow"),
     "return_norm": ("none", "perc_ema"),
     "imag_cont": ("mean", "mode"),
-    "init": ("xavier", "fan_avg", "torch"),
+    "init": ("xavier", "glorot", "fan_avg", "torch"),
     "returns": ("dv2", "dv3"),
     "dv2_actor": ("hd", "tf"),
     "weight_decay": ("l2", "decoupled"),

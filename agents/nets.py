@@ -74,7 +74,7 @@ def mlp(
     return nn.Sequential(*mods, head)
 
 
-INITS = ("xavier", "fan_avg", "torch")
+INITS = ("xavier", "glorot", "fan_avg", "torch")
 _TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
 
 
@@ -83,11 +83,12 @@ def init_block_(weight: torch.Tensor, style: str, fan_in: int, fan_out: int) -> 
     (e.g. the RSSM's input Linear over [stoch, action]) gets the distribution of the whole layer.
 
     ``xavier``: uniform, bound sqrt(6 / (fan_in + fan_out)) (HD wmlib-torch core/torch_utils.py Module.get:
-    xavier_uniform_, "to match tensorflow initialization"; DV2's Keras glorot_uniform).
+    xavier_uniform_, "to match tensorflow initialization"; DV2's Keras glorot_uniform). ``glorot``: the same
+    distribution; the Dreamer backbones then also give it to the GRU, as Keras does (DV2's TF code, DreamerPro).
     ``fan_avg``: normal truncated at 2 std, std = sqrt(1 / fan_avg) / 0.8796 (DV3 @8fa35f8 jaxutils
     Initializer dist normal, fan avg; NM512 tools.weight_init)."""
     with torch.no_grad():
-        if style == "xavier":
+        if style in ("xavier", "glorot"):
             bound = math.sqrt(6.0 / (fan_in + fan_out))
             weight.uniform_(-bound, bound)
         elif style == "fan_avg":

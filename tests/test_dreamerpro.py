@@ -1,6 +1,7 @@
 """DreamerPro: Sinkhorn, augmented views, EMA target, prototypes, losses, and the agent end to end."""
 
 import copy
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -409,3 +410,21 @@ def test_pro_weight_decay_scales_every_weight_by_one_minus_wd_before_the_step():
     grad = hd["model_wd"] * start
     expected = start - hd["model_lr"] * grad / (grad.abs() + hd["model_eps"])
     assert torch.allclose(weight.detach(), expected, rtol=1e-12, atol=0)
+
+
+def test_pro_initialises_the_gru_as_keras_does_and_dreamerv2_keeps_hd_torch_default():
+    """Keras Dense: glorot_uniform weights and zero biases, the GRUCell's Dense included (PRO nets.py);
+    HD builds its GRU cell outside Module.get, so it keeps torch's default (bound 1 / sqrt(fan_in))."""
+    gru = make_agent().wm.rssm.cell.linear
+    fan_in, fan_out = gru.in_features, gru.out_features
+    glorot, torch_default = math.sqrt(6 / (fan_in + fan_out)), 1 / math.sqrt(fan_in)
+    assert torch_default < 0.8 * glorot  # the two are told apart by the largest weight
+    assert torch_default < gru.weight.abs().max() <= glorot and torch.equal(
+        gru.bias, torch.zeros_like(gru.bias)
+    )
+    config = agents.default_config("dreamerv2", "smoke", "dmc")["agent"]
+    obs = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)})
+    hd = agents.make(
+        "dreamerv2", obs, gym.spaces.Box(-1, 1, (2,), np.float32), config, "cpu"
+    ).wm.rssm.cell.linear
+    assert config["init"] == "xavier" and hd.weight.abs().max() <= torch_default and hd.bias.abs().max() > 0
