@@ -26,7 +26,7 @@ from agents import dreamer
 
 IMAGE_SHAPE = (64, 64, 3)  # the DV2 CNN (kernels 4,4,4,4 down, 5,5,6,6 up) supports 64x64 only
 ACTIONS = 2
-# HD configs/dreamerv2.yaml dmc_vision (our "dmc" suite defaults), shrunk.
+# Shrunk sizes for every case.
 TINY = {
     "batch_size": 3,
     "batch_length": 6,
@@ -39,15 +39,25 @@ TINY = {
     "cnn_depth": 4,
     "imag_horizon": 5,
     "imag_starts": 0,
-    # HD dmc_vision uses kl.free 1.0; at these weights the KL is ~0.17 nats, so 1.0 would clamp both KL terms
-    # and zero every KL gradient, leaving the balancing untested. 0.1 keeps the free-nats max but inactive.
-    "kl_free": 0.1,
 }
 # Nonzero harmony s_i (sigma_i = exp(s_i)) so the effective weights exp(-s_i) are not trivially 1.
 HARMONY_LOG_SIGMA = {"reward": 0.3, "obs": -0.5, "dyn": 0.7}
 SEEDS = {"weights": 0, "batch": 1, "noise": 2}
-# golden file name -> the agent (HarmonyDream on DMC: the DreamerV2 backbone with the harmony balancer)
-CASES = {"dreamerv2": "dreamerv2", "harmonydream": "dreamerv2+harmony"}
+UPDATES = 2  # the second starts from the first's weights, optimizer moments and slow critic
+# golden file name -> (agent, suite). "dmc" follows HD configs/dreamerv2.yaml dmc_vision (no discount head,
+# identity rewards, kl.free 1.0, actor_ent 1e-4); "" follows its defaults (discount head, tanh rewards,
+# kl.free 0, actor_ent 2e-3). HarmonyDream on DMC is the DreamerV2 backbone with the harmony balancer.
+CASES = {
+    "dreamerv2": ("dreamerv2", "dmc"),
+    "harmonydream": ("dreamerv2+harmony", "dmc"),
+    "dreamerv2_discount_head": ("dreamerv2", ""),
+}
+CASE_SETTINGS = {
+    # At these weights the KL is ~0.17 nats: dmc_vision's kl.free 1.0 would clamp both KL terms and zero every
+    # KL gradient, leaving the balancing untested. 0.1 keeps the free-nats max, inactive.
+    "dmc": {"kl_free": 0.1},
+    "": {},
+}
 
 # Our module -> the name the values use; the same names for the reference's modules in the generator.
 MODULES = {
@@ -55,14 +65,21 @@ MODULES = {
     "rssm": "wm.rssm",
     "decoder": "wm.cnn_decoder",
     "reward": "wm.reward_head",
+    "cont": "wm.cont_head",
     "actor": "ac.actor",
     "critic": "ac.critic",
 }
 
 
+def case_batches(case: str, batch_seed: int = SEEDS["batch"]) -> list[dict[str, np.ndarray]]:
+    """The case's batches: terminals only where the agent has a continue (discount) head."""
+    return make_batches(batch_seed, terminals=agent_config(case)["pred_cont"])
+
+
 def agent_config(case: str) -> dict[str, Any]:
-    config = agents.default_config(CASES[case], "paper", "dmc")["agent"]
-    config.update(TINY)
+    name, suite = CASES[case]
+    config = agents.default_config(name, "paper", suite)["agent"]
+    config.update(TINY, **CASE_SETTINGS[suite])
     return config
 
 
@@ -73,29 +90,42 @@ def spaces() -> tuple[gym.spaces.Dict, gym.spaces.Box]:
 
 def build_agent(case: str, weights_seed: int = SEEDS["weights"]) -> dreamer.Dreamer:
     torch.manual_seed(weights_seed)
-    agent = agents.make(CASES[case], *spaces(), agent_config(case), torch.device("cpu"))
-    if case == "harmonydream":
+    agent = agents.make(CASES[case][0], *spaces(), agent_config(case), torch.device("cpu"))
+    if hasattr(agent.balancer, "log_sigma"):
         with torch.no_grad():
             for group, value in HARMONY_LOG_SIGMA.items():
                 agent.balancer.log_sigma[group].fill_(value)
     return agent
 
 
-def make_batch(batch_seed: int = SEEDS["batch"]) -> dict[str, np.ndarray]:
-    """A replay-shaped batch: random pixels, actions in [-1, 1], N(0, 1) rewards, no terminals, an episode
-    start at t=0 of every row and one mid-sequence reset (row 1, t=3) to exercise the state reset."""
+def make_batches(batch_seed: int = SEEDS["batch"], terminals: bool = True) -> list[dict[str, np.ndarray]]:
+    """Replay-shaped batches, one per update: random pixels, actions in [-1, 1], N(0, 1) rewards.
+
+    The first batch: row 0 starts an episode at t=0, row 1 starts one at t=3 (ending the previous one with a
+    terminal at t=2 when ``terminals``), row 2 starts mid-episode (the agent's initial state with the
+    replayed action). Later batches start every row at an episode start. Each avoids a known difference
+    (named in the golden files): the reference carries the previous update's last posterior state into rows
+    that do not start an episode, ours does not; without a discount head the reference ignores is_terminal,
+    ours gives a terminal start no weight (our suites without a continue head never set is_terminal)."""
     rng = np.random.default_rng(batch_seed)
     batch, length = TINY["batch_size"], TINY["batch_length"]
-    is_first = np.zeros((batch, length), np.float32)
-    is_first[:, 0] = 1.0
-    is_first[1, 3] = 1.0
-    return {
-        "image": rng.integers(0, 256, (batch, length, *IMAGE_SHAPE), dtype=np.uint8),
-        "action": rng.uniform(-1, 1, (batch, length, ACTIONS)).astype(np.float32),
-        "reward": rng.standard_normal((batch, length)).astype(np.float32),
-        "is_first": is_first,
-        "is_terminal": np.zeros((batch, length), np.float32),
-    }
+    batches = []
+    for index in range(UPDATES):
+        is_first = np.zeros((batch, length), np.float32)
+        is_terminal = np.zeros((batch, length), np.float32)
+        is_first[:, 0] = 1.0 if index else 0.0
+        is_first[0, 0] = 1.0
+        is_terminal[1, 2], is_first[1, 3] = float(terminals), 1.0
+        batches.append(
+            {
+                "image": rng.integers(0, 256, (batch, length, *IMAGE_SHAPE), dtype=np.uint8),
+                "action": rng.uniform(-1, 1, (batch, length, ACTIONS)).astype(np.float32),
+                "reward": rng.standard_normal((batch, length)).astype(np.float32),
+                "is_first": is_first,
+                "is_terminal": is_terminal,
+            }
+        )
+    return batches
 
 
 def parameter_shapes(agent: dreamer.Dreamer) -> dict[str, list[int]]:
@@ -111,11 +141,24 @@ def _norm(grads: list[torch.Tensor]) -> float:
     return float(torch.linalg.vector_norm(torch.stack([g.double().norm() for g in grads])))
 
 
-def compute(agent: dreamer.Dreamer, batch: dict[str, np.ndarray], noise_seed: int = SEEDS["noise"]) -> dict:
-    """One ``agent.train(batch)`` (world model, then actor and critic); the golden quantities it computed.
+def compute(
+    agent: dreamer.Dreamer, batches: list[dict[str, np.ndarray]], noise_seed: int = SEEDS["noise"]
+) -> dict:
+    """``agent.train(batch)`` for each batch (world model, then actor and critic, then the optimizer steps);
+    the golden quantities of each update ``u``, named ``u<u>/<quantity>``.
 
-    Gradient norms are those of the backward pass, before clipping and the optimizer step."""
+    Gradient norms are those of the backward pass, before clipping and the optimizer step; update norms are
+    ||w_after - w_before|| per module over the whole update (optimizers and the slow critic's copy)."""
+    torch.manual_seed(noise_seed)  # one stream for all updates, as the reference gets it
+    values = {}
+    for index, batch in enumerate(batches, 1):
+        values.update({f"u{index}/{k}": v for k, v in _one_update(agent, batch).items()})
+    return values
+
+
+def _one_update(agent: dreamer.Dreamer, batch: dict[str, np.ndarray]) -> dict:
     named = dict(agent.modules.named_parameters())
+    before = {name: param.detach().clone() for name, param in named.items()}
     grads: dict[str, torch.Tensor] = {}
     hooks = [
         param.register_post_accumulate_grad_hook(
@@ -142,7 +185,6 @@ def compute(agent: dreamer.Dreamer, batch: dict[str, np.ndarray], noise_seed: in
     agent.wm.loss = recording_loss
     dreamer.lambda_return = recording_return
     try:
-        torch.manual_seed(noise_seed)
         metrics = agent.train(batch)
     finally:
         dreamer.lambda_return = original_return
@@ -154,6 +196,7 @@ def compute(agent: dreamer.Dreamer, batch: dict[str, np.ndarray], noise_seed: in
         "loss_obs": metrics["loss/obs"],
         "loss_reward": metrics["loss/reward"],
         "loss_dyn": metrics["loss/dyn"],
+        **({"loss_cont": metrics["loss/cont"]} if "loss/cont" in metrics else {}),
         "loss_model": metrics["loss/total"],
         "kl": metrics["kl"],
         "post_entropy": metrics["post_entropy"],
@@ -167,9 +210,17 @@ def compute(agent: dreamer.Dreamer, batch: dict[str, np.ndarray], noise_seed: in
         "actor_entropy": metrics["entropy"],
         "critic_loss": metrics["loss/critic"],
     }
-    for key, prefix in MODULES.items():
-        values[f"grad_norm_{key}"] = _norm([g for n, g in grads.items() if n.startswith(prefix + ".")])
+    modules = {
+        k: prefix + "." for k, prefix in MODULES.items() if any(n.startswith(prefix + ".") for n in named)
+    }
+    for key, prefix in modules.items():
+        values[f"grad_norm_{key}"] = _norm([g for n, g in grads.items() if n.startswith(prefix)])
+    for key, prefix in {**modules, "slow_critic": "ac.slow_critic."}.items():
+        values[f"update_norm_{key}"] = _norm(
+            [named[n].detach() - w for n, w in before.items() if n.startswith(prefix)]
+        )
     if hasattr(agent.balancer, "log_sigma"):
         for group in HARMONY_LOG_SIGMA:
             values[f"grad_harmony_s_{group}"] = float(grads[f"balancer.log_sigma.{group}"])
+            values[f"harmony_s_{group}"] = float(agent.balancer.log_sigma[group].detach())
     return values

@@ -1,4 +1,4 @@
-"""Regenerate tests/golden/dreamerv2.json and tests/golden/harmonydream.json from HarmonyDream's reference.
+"""Regenerate tests/golden/{dreamerv2,harmonydream,dreamerv2_discount_head}.json from HarmonyDream's reference.
 
 The reference is thuml/HarmonyDream (https://github.com/thuml/HarmonyDream), directory wmlib-torch: the
 PyTorch DreamerV2 with the harmonious loss that the HarmonyDream paper ran. Check it out anywhere, make a
@@ -19,8 +19,9 @@ does not have the reference's (gym 0.26, ruamel.yaml 0.17):
    seed), writes the weights under the reference's parameter names (``reference_weights``: the mapping) with
    the batch to DIR/<case>.npz, then runs our update and writes our numbers to DIR/<case>.json.
 2. This process builds the reference agent with the same configuration (``reference_config``), loads those
-   weights, runs its ``DreamerV2.train(batch)`` once with the same random numbers (``SameNoise``), records
-   what it computed, writes the golden files and prints ours against theirs.
+   weights, runs its ``DreamerV2.train(batch, state)`` on each batch as its train script does (carrying the
+   returned state) with the same random numbers (``SameNoise``), records what it computed, writes the golden
+   files and prints ours against theirs.
 
 Only numbers, names, shapes and the settings are stored; nothing of the reference's code.
 """
@@ -50,9 +51,20 @@ REFERENCE_MODULES = {
     "rssm": "wm.rssm.",
     "decoder": "wm.heads.decoder.",
     "reward": "wm.heads.reward.",
+    "cont": "wm.heads.discount.",
     "actor": "_task_behavior.actor.",
     "critic": "_task_behavior.critic.",
 }
+# Differences between ours and the reference that the golden batch avoids on purpose (they remain).
+KNOWN_DIFFERENCES = [
+    "The reference's train script carries the last posterior state of each update into the next"
+    " (examples/train_dreamerv2.py CarryOverState; agents/dreamerv2.py WorldModel.loss last_state); ours"
+    " starts every sequence from the initial state. Updates after the first therefore start every row at an"
+    " episode start (is_first), where the reference resets the carried state.",
+    "Without a discount head the reference ignores is_terminal (agents/base.py imagine: discount * ones);"
+    " ours gives an imagination start on a terminal state weight 0. The batches of cases without a discount"
+    " head hold no terminal (our suites without a continue head never set is_terminal).",
+]
 # Our harmony group -> the reference's scalar (wmlib agents/dreamerv2.py: s1 reward, s2 image, s3 kl).
 REFERENCE_HARMONY = {"reward": "wm.harmony_s1", "obs": "wm.harmony_s2", "dyn": "wm.harmony_s3"}
 
@@ -159,6 +171,8 @@ def reference_weights(agent: Any) -> dict[str, np.ndarray]:
         out[f"wm.heads.decoder.conv{index}.weight"] = np_(conv.weight)
         out[f"wm.heads.decoder.conv{index}.bias"] = np_(conv.bias)
     out.update(_mlp("wm.heads.reward", wm.reward_head, deter))
+    if wm.cont_head is not None:
+        out.update(_mlp("wm.heads.discount", wm.cont_head, deter))
     out.update(_mlp("_task_behavior.actor", ac.actor, deter, split_out=agent.actions))
     out.update(_mlp("_task_behavior.critic", ac.critic, deter))
     out.update(_mlp("_task_behavior._target_critic", ac.slow_critic, deter))
@@ -174,16 +188,21 @@ def export(directory: Path) -> None:
 
     for case in case_module.CASES:
         agent = case_module.build_agent(case)
-        batch = case_module.make_batch()
+        batches = case_module.case_batches(case)
         shapes, sums = case_module.parameter_shapes(agent), case_module.weight_sums(agent)
         weights = {f"weight/{k}": v for k, v in reference_weights(agent).items()}
-        np.savez(directory / f"{case}.npz", **weights, **{f"batch/{k}": v for k, v in batch.items()})
-        values = case_module.compute(agent, batch)
+        data = {f"batch{i}/{k}": v for i, batch in enumerate(batches, 1) for k, v in batch.items()}
+        np.savez(directory / f"{case}.npz", **weights, **data)
+        values = case_module.compute(agent, batches)
         summary = {
+            "agent": case_module.CASES[case][0],
+            "suite": case_module.CASES[case][1],
             "config": case_module.agent_config(case),
             "tiny": case_module.TINY,
             "seeds": case_module.SEEDS,
-            "harmony_log_sigma": case_module.HARMONY_LOG_SIGMA if case == "harmonydream" else None,
+            "harmony_log_sigma": case_module.HARMONY_LOG_SIGMA
+            if hasattr(agent.balancer, "log_sigma")
+            else None,
             "parameters": shapes,
             "weight_abs_sums": sums,
             "values": values,
@@ -195,9 +214,10 @@ def export(directory: Path) -> None:
 # The reference's side (runs under the reference's Python)
 
 
-def reference_config(configs: dict, ours: dict[str, Any], harmony: bool) -> Any:
-    """HD configs/dreamerv2.yaml ``defaults`` + ``dmc_vision`` (what our "dmc" suite follows), with the sizes
-    and settings of our tiny config. Settings the reference cannot express must equal its fixed behaviour."""
+def reference_config(configs: dict, suite: str, ours: dict[str, Any], harmony: bool) -> Any:
+    """HD configs/dreamerv2.yaml ``defaults`` (+ ``dmc_vision`` for our "dmc" suite, which follows it), with
+    the sizes and settings of our tiny config. Settings the reference cannot express must equal its fixed
+    behaviour."""
     from wmlib import utils
 
     fixed = {
@@ -224,8 +244,13 @@ def reference_config(configs: dict, ours: dict[str, Any], harmony: bool) -> Any:
             raise SystemExit(
                 f"agent.{key}={ours[key]!r} has no counterpart in the reference; it needs {value!r}"
             )
-    config = utils.Config(configs["defaults"]).update(configs["dmc_vision"])
+    config = utils.Config(configs["defaults"])
+    if suite == "dmc":
+        config = config.update(configs["dmc_vision"])
+    elif suite:
+        raise SystemExit(f"suite {suite!r} has no reference section here; valid: dmc or '' (defaults)")
     head = {"layers": ours["layers"], "units": ours["units"]}
+    heads = ("reward_head", "discount_head", "actor", "critic")
     return config.update(
         {
             "task": "dmc_walker_walk",  # only tells init_modules the image has 3 channels
@@ -236,7 +261,7 @@ def reference_config(configs: dict, ours: dict[str, Any], harmony: bool) -> Any:
             "rssm.ensemble": 1,
             "encoder.cnn_depth": ours["cnn_depth"],
             "decoder.cnn_depth": ours["cnn_depth"],
-            **{f"{name}.{k}": v for name in ("reward_head", "actor", "critic") for k, v in head.items()},
+            **{f"{name}.{k}": v for name in heads for k, v in head.items()},
             "actor.min_std": ours["actor_min_std"],
             "actor_ent": ours["actor_ent"],
             "imag_horizon": ours["imag_horizon"],
@@ -247,6 +272,7 @@ def reference_config(configs: dict, ours: dict[str, Any], harmony: bool) -> Any:
             "kl.free_avg": ours["kl_free_avg"],
             "clip_rewards": ours["clip_rewards"],
             "pred_discount": ours["pred_cont"],
+            "grad_heads": ["decoder", "reward", *(["discount"] if ours["pred_cont"] else [])],
             "dataset.batch": ours["batch_size"],
             "dataset.length": ours["batch_length"],
             "model_opt.lr": ours["model_lr"],
@@ -337,9 +363,9 @@ def run_reference(reference: Path, case: str, exported: Path) -> dict[str, Any]:
     arrays = np.load(exported / f"{case}.npz")
     configs = yaml.safe_load((reference / "configs" / "dreamerv2.yaml").read_text())
     harmony = ours["harmony_log_sigma"] is not None
-    config = reference_config(configs, ours["config"], harmony)
-    image = gym.spaces.Box(0, 255, tuple(arrays["batch/image"].shape[2:]), np.uint8)
-    actions = arrays["batch/action"].shape[-1]
+    config = reference_config(configs, ours["suite"], ours["config"], harmony)
+    image = gym.spaces.Box(0, 255, tuple(arrays["batch1/image"].shape[2:]), np.uint8)
+    actions = arrays["batch1/action"].shape[-1]
     torch.manual_seed(0)  # only the reference's own (overwritten) initialisation uses it
     agent = dreamerv2.DreamerV2(
         config, {"image": image}, {"action": gym.spaces.Box(-1, 1, (actions,), np.float32)}, utils.Counter(0)
@@ -400,10 +426,6 @@ def run_reference(reference: Path, case: str, exported: Path) -> dict[str, Any]:
         seen["critic_loss"] = result[0]
         return result
 
-    batch = {k[len("batch/") :]: v for k, v in arrays.items() if k.startswith("batch/")}
-    data = {k: torch.from_numpy(v).float() for k, v in batch.items()}
-    data["image"] = torch.from_numpy(batch["image"]).permute(0, 1, 4, 2, 3).float()  # replay stores CHW
-    data["is_last"] = torch.zeros_like(data["is_first"])
     patches = [
         (core.Optimizer, "step", recording_step),
         (dreamerv2.WorldModel, "loss", recording_loss),
@@ -413,14 +435,31 @@ def run_reference(reference: Path, case: str, exported: Path) -> dict[str, Any]:
         *SameNoise(ours["seeds"]["noise"]).patches(),
     ]
     originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
+    values: dict[str, Any] = {}
+    state = None  # the train script's CarryOverState: each update starts from the last posterior state
     try:
         for owner, name, replacement in patches:
             setattr(owner, name, replacement)
-        agent.train(data)
+        for update in range(1, len({k.split("/")[0] for k in arrays if k.startswith("batch")}) + 1):
+            prefix = f"batch{update}/"
+            batch = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            data = {k: torch.from_numpy(v).float() for k, v in batch.items()}
+            data["image"] = data["image"].permute(0, 1, 4, 2, 3)  # the reference's replay stores CHW
+            data["is_last"] = torch.zeros_like(data["is_first"])
+            before = {name: param.detach().clone() for name, param in params.items()}
+            state, _ = agent.train(data, state)
+            update_values = _reference_values(seen, grads, params, before, harmony)
+            values.update({f"u{update}/{k}": v for k, v in update_values.items()})
     finally:  # the next case builds a fresh agent on the unpatched reference
         for owner, name, original in originals:
             setattr(owner, name, original)
+    return values
 
+
+def _reference_values(seen: dict, grads: dict, params: dict, before: dict, harmony: bool) -> dict[str, Any]:
+    import torch
+
+    norm = lambda parts: float(torch.linalg.vector_norm(torch.stack([p.double().norm() for p in parts])))  # noqa: E731
     metrics, outs = seen["wm_metrics"], seen["outs"]
     ret = seen["target"].detach()
     deter = outs["post"]["deter"].detach()
@@ -428,6 +467,7 @@ def run_reference(reference: Path, case: str, exported: Path) -> dict[str, Any]:
         "loss_obs": float(metrics["image_loss"]),
         "loss_reward": float(metrics["reward_loss"]),
         "loss_dyn": float(metrics["kl_loss"]),
+        **({"loss_cont": float(metrics["discount_loss"])} if "discount_loss" in metrics else {}),
         "loss_model": float(seen["model_loss"]),
         "kl": float(metrics["model_kl"]),
         "post_entropy": float(metrics["post_ent"]),
@@ -442,12 +482,17 @@ def run_reference(reference: Path, case: str, exported: Path) -> dict[str, Any]:
         "critic_loss": float(seen["critic_loss"]),
     }
     every = {**grads["model"], **grads["actor"], **grads["critic"]}
-    for key, prefix in REFERENCE_MODULES.items():
-        parts = [g.double().norm() for n, g in every.items() if n.startswith(prefix)]
-        values[f"grad_norm_{key}"] = float(torch.linalg.vector_norm(torch.stack(parts)))
+    modules = {k: p for k, p in REFERENCE_MODULES.items() if any(n.startswith(p) for n in params)}
+    for key, prefix in modules.items():
+        values[f"grad_norm_{key}"] = norm([g for n, g in every.items() if n.startswith(prefix)])
+    for key, prefix in {**modules, "slow_critic": "_task_behavior._target_critic."}.items():
+        values[f"update_norm_{key}"] = norm(
+            [params[n].detach() - w for n, w in before.items() if n.startswith(prefix)]
+        )
     if harmony:
         for group, name in REFERENCE_HARMONY.items():
             values[f"grad_harmony_s_{group}"] = float(every[name])
+            values[f"harmony_s_{group}"] = float(params[name].detach())
     return values
 
 
@@ -485,13 +530,16 @@ def main() -> None:
         exported = Path(tmp)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         subprocess.run([args.ours_python, __file__, "--export", str(exported)], check=True, env=env, cwd=REPO)
-        for case in ("dreamerv2", "harmonydream"):
+        for case in sorted(p.stem for p in exported.glob("*.json")):
             ours = json.loads((exported / f"{case}.json").read_text())
             theirs = run_reference(args.reference.resolve(), case, exported)
             golden = {
                 "reference": {"repository": REFERENCE_URL, "commit": commit, "directory": "wmlib-torch"},
                 "regenerate": REGENERATE,
                 "case": case,
+                "agent": ours["agent"],
+                "suite": ours["suite"],
+                "known_differences": KNOWN_DIFFERENCES,
                 "seeds": ours["seeds"],
                 "tiny": ours["tiny"],
                 "harmony_log_sigma": ours["harmony_log_sigma"],
