@@ -25,7 +25,8 @@ import agents
 from agents import dreamer
 
 IMAGE_SHAPE = (64, 64, 3)  # the DV2 CNN (kernels 4,4,4,4 down, 5,5,6,6 up) supports 64x64 only
-ACTIONS = 2
+ACTIONS = 2  # continuous: a Box in [-1, 1]
+DISCRETE_ACTIONS = 3  # discrete: one-hot actions, as the replay stores them
 # Shrunk sizes for every case.
 TINY = {
     "batch_size": 3,
@@ -44,13 +45,15 @@ TINY = {
 HARMONY_LOG_SIGMA = {"reward": 0.3, "obs": -0.5, "dyn": 0.7}
 SEEDS = {"weights": 0, "batch": 1, "noise": 2}
 UPDATES = 2  # the second starts from the first's weights, optimizer moments and slow critic
-# golden file name -> (agent, suite). "dmc" follows HD configs/dreamerv2.yaml dmc_vision (no discount head,
+# golden file name -> (agent, suite, discrete actions). "dmc" follows HD configs/dreamerv2.yaml dmc_vision (no discount head,
 # identity rewards, kl.free 1.0, actor_ent 1e-4); "" follows its defaults (discount head, tanh rewards,
 # kl.free 0, actor_ent 2e-3). HarmonyDream on DMC is the DreamerV2 backbone with the harmony balancer.
 CASES = {
-    "dreamerv2": ("dreamerv2", "dmc"),
-    "harmonydream": ("dreamerv2+harmony", "dmc"),
-    "dreamerv2_discount_head": ("dreamerv2", ""),
+    "dreamerv2": ("dreamerv2", "dmc", False),
+    "harmonydream": ("dreamerv2+harmony", "dmc", False),
+    "dreamerv2_discount_head": ("dreamerv2", "", False),
+    # HD's defaults with discrete actions (as on Atari): one-hot actor trained by reinforce
+    "dreamerv2_discrete": ("dreamerv2", "", True),
 }
 CASE_SETTINGS = {
     # At these weights the KL is ~0.17 nats: dmc_vision's kl.free 1.0 would clamp both KL terms and zero every
@@ -73,24 +76,27 @@ MODULES = {
 
 def case_batches(case: str, batch_seed: int = SEEDS["batch"]) -> list[dict[str, np.ndarray]]:
     """The case's batches: terminals only where the agent has a continue (discount) head."""
-    return make_batches(batch_seed, terminals=agent_config(case)["pred_cont"])
+    return make_batches(batch_seed, terminals=agent_config(case)["pred_cont"], discrete=CASES[case][2])
 
 
 def agent_config(case: str) -> dict[str, Any]:
-    name, suite = CASES[case]
+    name, suite, _ = CASES[case]
     config = agents.default_config(name, "paper", suite)["agent"]
     config.update(TINY, **CASE_SETTINGS[suite])
     return config
 
 
-def spaces() -> tuple[gym.spaces.Dict, gym.spaces.Box]:
+def spaces(discrete: bool) -> tuple[gym.spaces.Dict, gym.spaces.Space]:
     obs_space = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, IMAGE_SHAPE, np.uint8)})
+    if discrete:
+        return obs_space, gym.spaces.Discrete(DISCRETE_ACTIONS)
     return obs_space, gym.spaces.Box(-1, 1, (ACTIONS,), np.float32)
 
 
 def build_agent(case: str, weights_seed: int = SEEDS["weights"]) -> dreamer.Dreamer:
     torch.manual_seed(weights_seed)
-    agent = agents.make(CASES[case][0], *spaces(), agent_config(case), torch.device("cpu"))
+    name, _, discrete = CASES[case]
+    agent = agents.make(name, *spaces(discrete), agent_config(case), torch.device("cpu"))
     if hasattr(agent.balancer, "log_sigma"):
         with torch.no_grad():
             for group, value in HARMONY_LOG_SIGMA.items():
@@ -98,8 +104,10 @@ def build_agent(case: str, weights_seed: int = SEEDS["weights"]) -> dreamer.Drea
     return agent
 
 
-def make_batches(batch_seed: int = SEEDS["batch"], terminals: bool = True) -> list[dict[str, np.ndarray]]:
-    """Replay-shaped batches, one per update: random pixels, actions in [-1, 1], N(0, 1) rewards.
+def make_batches(
+    batch_seed: int = SEEDS["batch"], terminals: bool = True, discrete: bool = False
+) -> list[dict[str, np.ndarray]]:
+    """Replay-shaped batches, one per update: random pixels, actions (in [-1, 1] or one-hot), N(0, 1) rewards.
 
     The first batch: row 0 starts an episode at t=0, row 1 starts one at t=3 (ending the previous one with a
     terminal at t=2 when ``terminals``), row 2 starts mid-episode (the agent's initial state with the
@@ -119,7 +127,13 @@ def make_batches(batch_seed: int = SEEDS["batch"], terminals: bool = True) -> li
         batches.append(
             {
                 "image": rng.integers(0, 256, (batch, length, *IMAGE_SHAPE), dtype=np.uint8),
-                "action": rng.uniform(-1, 1, (batch, length, ACTIONS)).astype(np.float32),
+                "action": (
+                    np.eye(DISCRETE_ACTIONS, dtype=np.float32)[
+                        rng.integers(0, DISCRETE_ACTIONS, (batch, length))
+                    ]
+                    if discrete
+                    else rng.uniform(-1, 1, (batch, length, ACTIONS)).astype(np.float32)
+                ),
                 "reward": rng.standard_normal((batch, length)).astype(np.float32),
                 "is_first": is_first,
                 "is_terminal": is_terminal,

@@ -3,8 +3,8 @@
 The golden files hold the numbers thuml/HarmonyDream's wmlib-torch (its PyTorch DreamerV2 + harmonious loss)
 computed in two updates from OUR weights on the same batches with the same random numbers (see
 tests/golden_dreamerv2.py and tools/golden/make_dreamerv2.py, which regenerates them): DMC settings without
-and with the harmony balancer, and HD's default settings (discount head, tanh rewards, a terminal). Here our
-code recomputes them: world-model losses per group, posterior/prior statistics, imagined lambda-returns, actor
+and with the harmony balancer, and HD's default settings (discount head, tanh rewards, a terminal) with
+continuous and with discrete (one-hot, reinforce) actions. Here our code recomputes them: world-model losses per group, posterior/prior statistics, imagined lambda-returns, actor
 and critic losses, the gradient norm of each module (and of each harmony s_i) after its backward pass and the
 size of each module's update (Adam, weight decay, the slow critic's copy).
 """

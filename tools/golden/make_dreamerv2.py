@@ -1,4 +1,4 @@
-"""Regenerate tests/golden/{dreamerv2,harmonydream,dreamerv2_discount_head}.json from HarmonyDream's reference.
+"""Regenerate the DreamerV2 / HarmonyDream golden files (tests/golden/) from HarmonyDream's reference.
 
 The reference is thuml/HarmonyDream (https://github.com/thuml/HarmonyDream), directory wmlib-torch: the
 PyTorch DreamerV2 with the harmonious loss that the HarmonyDream paper ran. Check it out anywhere, make a
@@ -173,7 +173,9 @@ def reference_weights(agent: Any) -> dict[str, np.ndarray]:
     out.update(_mlp("wm.heads.reward", wm.reward_head, deter))
     if wm.cont_head is not None:
         out.update(_mlp("wm.heads.discount", wm.cont_head, deter))
-    out.update(_mlp("_task_behavior.actor", ac.actor, deter, split_out=agent.actions))
+    out.update(
+        _mlp("_task_behavior.actor", ac.actor, deter, split_out=0 if agent.discrete else agent.actions)
+    )
     out.update(_mlp("_task_behavior.critic", ac.critic, deter))
     out.update(_mlp("_task_behavior._target_critic", ac.slow_critic, deter))
     for group, name in REFERENCE_HARMONY.items():
@@ -197,6 +199,7 @@ def export(directory: Path) -> None:
         summary = {
             "agent": case_module.CASES[case][0],
             "suite": case_module.CASES[case][1],
+            "discrete": case_module.CASES[case][2],
             "config": case_module.agent_config(case),
             "tiny": case_module.TINY,
             "seeds": case_module.SEEDS,
@@ -233,6 +236,8 @@ def reference_config(configs: dict, suite: str, ours: dict[str, Any], harmony: b
         "kl": "balance",
         "actor_dist": "trunc_normal",
         "actor_grad_cont": "backprop",
+        "actor_grad_disc": "reinforce",
+        "actor_unimix": 0.0,
         "critic_target": "slow",
         "critic_slowreg": 0.0,
         "return_norm": "none",
@@ -289,7 +294,7 @@ class SameNoise:
     Ours draws with torch.rand_like from the global generator after torch.manual_seed(noise_seed); here a
     torch.Generator seeded the same gives the same stream (both CPU mt19937). The reference's samplers are
     replaced by the same transforms of those uniforms:
-    - one-hot latents (wmlib core/dists.py OneHotDist.sample, torch.multinomial): Gumbel-max,
+    - one-hot latents and discrete actions (wmlib core/dists.py OneHotDist.sample, torch.multinomial): Gumbel-max,
       argmax(log p - log(-log u)), keeping its straight-through gradient one_hot + p - sg(p);
     - truncated-normal actions (TruncatedStandardNormal.rsample, u ~ U(eps, 1 - eps)): icdf(u) with u clamped
       to (eps, 1 - eps); its clipping to [-1 + 1e-6, 1 - 1e-6] is kept;
@@ -367,9 +372,12 @@ def run_reference(reference: Path, case: str, exported: Path) -> dict[str, Any]:
     image = gym.spaces.Box(0, 255, tuple(arrays["batch1/image"].shape[2:]), np.uint8)
     actions = arrays["batch1/action"].shape[-1]
     torch.manual_seed(0)  # only the reference's own (overwritten) initialisation uses it
-    agent = dreamerv2.DreamerV2(
-        config, {"image": image}, {"action": gym.spaces.Box(-1, 1, (actions,), np.float32)}, utils.Counter(0)
-    )
+    if ours["discrete"]:  # wmlib envs/wrappers.py OneHotAction: a one-hot Box that knows its n
+        act_space = gym.spaces.Box(0, 1, (actions,), np.float32)
+        act_space.n = actions
+    else:
+        act_space = gym.spaces.Box(-1, 1, (actions,), np.float32)
+    agent = dreamerv2.DreamerV2(config, {"image": image}, {"action": act_space}, utils.Counter(0))
     agent.init_optimizers()
     params = dict(agent.named_parameters())
     weights = {k[len("weight/") :]: v for k, v in arrays.items() if k.startswith("weight/")}
