@@ -56,7 +56,12 @@ def _packages() -> dict[str, str]:
 def prepare(spec: RunSpec, results: Path, config: dict[str, Any]) -> Path:
     """Create the run directory with spec.json and a pending status, unless it exists already."""
     run_dir = spec.run_dir(results)
-    if (run_dir / "spec.json").exists():
+    existing = store.read_json(run_dir / "spec.json")
+    if existing is not None:
+        if existing["config"].get("log") != config["log"]:  # logging is not identity: this command's wins
+            existing["config"]["log"] = config["log"]
+            existing["overrides"] = spec.to_json()["overrides"]
+            store.atomic_write_json(run_dir / "spec.json", existing)
         return run_dir
     record = spec.to_json()
     record.update(

@@ -31,12 +31,15 @@ class RunSpec:
 
     @property
     def variant(self) -> str:
-        """``<agent>[-<preset>][-<hash>]``: readable, and distinct for every preset/override set."""
+        """``<agent>[-<preset>][-<hash>]``: readable, and distinct for every preset/override set. ``log.*``
+        overrides say where a run reports, not what it trains, so they leave the identity alone (W&B can be
+        switched on for a run that already exists)."""
         name = self.agent
         if self.preset != cfg.DEFAULT_PRESET:
             name += f"-{self.preset}"
-        if self.overrides:
-            blob = json.dumps(list(self.overrides), sort_keys=True).encode()
+        trained = [pair for pair in self.overrides if not pair[0].startswith("log.")]
+        if trained:
+            blob = json.dumps(trained, sort_keys=True).encode()
             name += "-" + hashlib.sha1(blob).hexdigest()[:8]
         return name
 
