@@ -8,7 +8,9 @@ and ``length``.
 
 Runs that are unfinished (pending, running, preempted), failed or corrupt are left out and named in one
 warning and in ``frame.attrs["left_out"]``; ``partial=True`` keeps unfinished and failed runs up to their last
-evaluation. A corrupt run never stops the load.
+evaluation. A corrupt run never stops the load; each damaged file (unreadable spec.json, eval.parquet or
+train.parquet) is listed with its path in ``attrs["damaged"]`` so that callers such as ``bench report`` can
+refuse it.
 """
 
 from __future__ import annotations
@@ -50,14 +52,17 @@ class Run:
     state: str
 
 
-def find_runs(results_dir: str | Path) -> tuple[list[Run], dict[str, str]]:
-    """Every run directory <suite>/<task>/<variant>/seed<k>; returns (readable runs, {run id: problem})."""
+def find_runs(results_dir: str | Path) -> tuple[list[Run], dict[str, str], dict[str, str]]:
+    """Every run directory <suite>/<task>/<variant>/seed<k>.
+
+    Returns (readable runs, {run id: problem}, {damaged file path: what is wrong}).
+    """
     root = Path(results_dir)
     if not root.exists():
         raise ValueError(f"results directory not found: {root}")
     if not root.is_dir():
         raise ValueError(f"not a results directory (a file): {root}")
-    runs, problems = [], {}
+    runs, problems, damaged = [], {}, {}
     for path in sorted(root.glob("*/*/*/seed*")):
         if not path.is_dir() or any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
@@ -68,6 +73,7 @@ def find_runs(results_dir: str | Path) -> tuple[list[Run], dict[str, str]]:
                 raise ValueError("spec.json is not an object")
         except (OSError, ValueError) as err:
             problems[run_id] = f"corrupt: unreadable spec.json ({type(err).__name__})"
+            damaged[str(path / "spec.json")] = _reason(err)
             continue
         try:
             state = json.loads((path / "status.json").read_text()).get("state", "pending")
@@ -78,12 +84,12 @@ def find_runs(results_dir: str | Path) -> tuple[list[Run], dict[str, str]]:
         raise ValueError(
             f"no runs under {root}: expected <suite>/<task>/<variant>/seed<k>/ with spec.json and eval.parquet"
         )
-    return runs, problems
+    return runs, problems, damaged
 
 
 def load(results_dir: str | Path, partial: bool = False) -> pd.DataFrame:
     """Eval curves of every usable run under ``results_dir`` as one tidy frame (see module doc)."""
-    runs, left_out = find_runs(results_dir)
+    runs, left_out, damaged = find_runs(results_dir)
     frames = []
     for run in runs:
         unfinished = run.state != "done"
@@ -94,6 +100,7 @@ def load(results_dir: str | Path, partial: bool = False) -> pd.DataFrame:
             frame = _eval_rows(run)
         except Exception as err:  # any unreadable file is reported, never fatal
             left_out[run.run_id] = f"corrupt: eval.parquet {_reason(err)}"
+            damaged[str(run.path / "eval.parquet")] = _reason(err)
             continue
         if frame.empty:
             left_out[run.run_id] = f"{run.state}, no evaluation yet"
@@ -107,12 +114,17 @@ def load(results_dir: str | Path, partial: bool = False) -> pd.DataFrame:
     tidy = pd.concat(frames, ignore_index=True)
     tidy = _add_config_columns(tidy, {run.run_id: run.spec for run in runs})
     tidy.attrs["left_out"] = left_out
+    tidy.attrs["damaged"] = damaged
     return tidy
 
 
 def load_train(results_dir: str | Path, partial: bool = True) -> pd.DataFrame:
-    """train.parquet's ``loss/*`` and ``weight/*`` columns of every run, tidy (metric = the column name)."""
-    runs, left_out = find_runs(results_dir)
+    """train.parquet's ``loss/*`` and ``weight/*`` columns of every run, tidy (metric = the column name).
+
+    Damaged train.parquet files are left out with a warning and listed in ``attrs["damaged"]``.
+    """
+    runs, left_out, _ = find_runs(results_dir)
+    damaged = {}
     frames = []
     for run in runs:
         if run.state != "done" and not partial:
@@ -128,12 +140,13 @@ def load_train(results_dir: str | Path, partial: bool = True) -> pd.DataFrame:
             )
         except Exception as err:
             left_out[run.run_id] = f"corrupt: train.parquet {_reason(err)}"
+            damaged[str(path)] = _reason(err)
             continue
         frames.append(_identify(long.dropna(subset=["value"]), run))
     _warn_left_out({k: v for k, v in left_out.items() if "train.parquet" in v})
-    if not frames:
-        return pd.DataFrame(columns=ID_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+    train = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ID_COLUMNS)
+    train.attrs["damaged"] = damaged
+    return train
 
 
 def _eval_rows(run: Run) -> pd.DataFrame:

@@ -24,17 +24,23 @@ RETURN_1000_SUITES = ("dmc", "dmcr")
 ATARI_SUITES = ("atari100k", "atari")
 
 Reference = Mapping[str, Mapping[str, tuple[float, float]]]
+RAW_RETURN = "raw return (no fixed reference for this suite; pass reference scores to normalise)"
 
 
 def add_scores(frame: pd.DataFrame, reference: Reference | None = None) -> pd.DataFrame:
-    """Append ``metric == "score"`` rows (the normalised score); ``attrs["normalisation"]`` = {suite: how}."""
+    """Append ``metric == "score"`` rows (the normalised score).
+
+    ``attrs["normalisation"]`` = {suite: how}; ``attrs["normalised"]`` = {suite: whether the score is a
+    normalised one (a fraction, shown in percent) rather than the raw return}.
+    """
     reference = reference or {}
     parts, how = [], {}
     for suite, rows in frame.groupby("suite", sort=True):
         scored, how[suite] = _score_suite(suite, rows, reference.get(suite))
         parts.append(scored)
     scores = pd.concat([frame, *parts], ignore_index=True)
-    scores.attrs = {**frame.attrs, "normalisation": how}
+    normalised = {suite: text != RAW_RETURN for suite, text in how.items()}
+    scores.attrs = {**frame.attrs, "normalisation": how, "normalised": normalised}
     return scores
 
 
@@ -68,9 +74,7 @@ def _score_suite(suite: str, rows: pd.DataFrame, table: Mapping[str, tuple[float
     if suite in RETURN_1000_SUITES:
         returns["value"] = returns["value"] / 1000.0
         return _as_score(returns), "return / 1000"
-    return _as_score(
-        returns
-    ), "raw return (no fixed reference for this suite; pass reference scores to normalise)"
+    return _as_score(returns), RAW_RETURN
 
 
 def _as_score(rows: pd.DataFrame) -> pd.DataFrame:

@@ -21,11 +21,13 @@ def _palette(labels) -> dict[str, tuple]:
     return dict(zip(labels, sns.color_palette("colorblind", len(labels))))
 
 
-def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Write ``name``.png and .pdf; returns both paths."""
+def save(
+    fig: plt.Figure, out_dir: str | Path, name: str, formats: tuple[str, ...] = ("png", "pdf")
+) -> list[Path]:
+    """Write ``name``.png and .pdf (or the given formats); returns the paths in that order."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    paths = [out_dir / f"{name}.{ext}" for ext in formats]
     for path in paths:
         fig.savefig(path, bbox_inches="tight", dpi=150)
     plt.close(fig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +31,22 @@ def load_published(path: str | Path, bins: int = DEFAULT_BINS) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"published score file not found: {path}")
     data = _read_json(path)
-    if isinstance(data, dict) and {"steps", "score"} <= data.keys():
-        frame, notes = _format_a(path, data)
-    elif (
-        isinstance(data, list)
-        and data
-        and all(isinstance(r, dict) and {"task", "xs", "ys"} <= r.keys() for r in data)
-    ):
-        frame, notes = _format_b(path, data, bins)
-    else:
-        raise ValueError(
-            f"not a published score file: {path} (expected format A {{'steps', 'score'}} or format B, "
-            "a list of {'task', 'method', 'seed', 'xs', 'ys'})"
-        )
+    try:
+        if isinstance(data, dict) and {"steps", "score"} <= data.keys():
+            frame, notes = _format_a(path, data)
+        elif (
+            isinstance(data, list)
+            and data
+            and all(isinstance(r, dict) and {"task", "xs", "ys"} <= r.keys() for r in data)
+        ):
+            frame, notes = _format_b(path, data, bins)
+        else:
+            raise ValueError(
+                f"not a published score file: {path} (expected format A {{'steps', 'score'}} or format B, "
+                "a list of {'task', 'method', 'seed', 'xs', 'ys'})"
+            )
+    except (TypeError, AttributeError, KeyError, IndexError) as err:  # right keys, wrong values inside
+        raise ValueError(f"not a published score file: {path} ({type(err).__name__}: {err})") from None
     frame["source"] = path.name
     frame.attrs["notes"] = notes
     return frame
@@ -53,7 +57,7 @@ def _read_json(path: Path) -> Any:
         raw = path.read_bytes()
         text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
         return json.loads(text)
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zlib.error) as err:  # zlib.error: a damaged deflate stream
         raise ValueError(
             f"not a published score file: {path} ({type(err).__name__}: not JSON or gzip JSON)"
         ) from None
