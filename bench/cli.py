@@ -367,6 +367,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "suites":
         for name in suites.names():
             print(f"{name:<10} {suites.describe(name)}")
+    elif args.what == "published":
+        from analysis import catalogue
+
+        print(f"published baselines for `bench report --published NAME` (cache: {catalogue.cache_dir()})")
+        for entry in catalogue.CATALOGUE.values():
+            print(f"{entry.name:<42} format {entry.format}  {entry.what}")
+            print(f"{'':<42} {entry.url()}  sha256 {entry.sha256}")
     else:
         if not args.suite:
             raise cfg.ConfigError("bench list tasks SUITE: name a suite; valid: " + ", ".join(suites.names()))
@@ -390,6 +397,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             reps=args.reps,
             partial=args.partial,
             reference=args.reference,
+            baseline=args.baseline,
+            cache=args.cache,
+            skip_damaged=args.skip_damaged,
         )
     )
     print(f"report written: {path}")
@@ -480,8 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--tasks", default="")
     cancel.add_argument("--agents", default="", help="comma-separated run variants (agent directory names)")
 
-    lister = sub.add_parser("list", help="agents, suites, or the tasks of a suite")
-    lister.add_argument("what", choices=["agents", "suites", "tasks"])
+    lister = sub.add_parser("list", help="agents, suites, the tasks of a suite, or published baselines")
+    lister.add_argument("what", choices=["agents", "suites", "tasks", "published"])
     lister.add_argument("suite", nargs="?", default="")
 
     report = sub.add_parser("report", help="statistics and figures from a results directory")
@@ -499,6 +509,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--reference", default=None, help="JSON {suite: {task: [low, high]}} for min-max scores"
+    )
+    report.add_argument(
+        "--baseline", default=None, help="agent the others' P(improvement) is against (default: lowest IQM)"
+    )
+    report.add_argument(
+        "--cache",
+        default=None,
+        help="cache for published baselines named by --published (default $HARMONYBENCH_CACHE, else "
+        "~/.cache/harmonybench)",
+    )
+    report.add_argument(
+        "--skip-damaged", action="store_true", help="leave runs with damaged files out instead of stopping"
     )
 
     render = sub.add_parser(
