@@ -3,6 +3,7 @@ the shared helpers that write frames as MP4/GIF with a caption bar."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,16 @@ def upscale(frame: np.ndarray, factor: int) -> np.ndarray:
 
 def with_caption(frame: np.ndarray, text: str, color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """``frame`` below a black bar that reads ``text``."""
+    return np.concatenate([_caption_bar(frame.shape[1], text, color), frame], axis=0)
+
+
+@functools.lru_cache(maxsize=256)  # a video repeats its captions; drawing text dominated writing one
+def _caption_bar(width: int, text: str, color: tuple[int, int, int]) -> np.ndarray:
     from PIL import Image, ImageDraw, ImageFont
 
-    bar = Image.new("RGB", (frame.shape[1], CAPTION_HEIGHT))
+    bar = Image.new("RGB", (width, CAPTION_HEIGHT))
     ImageDraw.Draw(bar).text((3, 2), text, font=ImageFont.load_default(size=10), fill=color)
-    return np.concatenate([np.asarray(bar), frame], axis=0)
+    return np.asarray(bar)
 
 
 def _random_action(space: Any, rng: np.random.Generator) -> np.ndarray | int:
