@@ -120,11 +120,12 @@ def assert_matches(
     golden_path: str | Path,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
-    looser: dict[str, tuple[float, str]] | None = None,
+    looser: dict[str, tuple[float, str] | tuple[float, float, str]] | None = None,
 ) -> None:
     """Compare every quantity with the golden file's "values", |ours - golden| <= atol + rtol * |golden|.
 
-    `looser` maps a quantity to (its rtol, the reason it needs one): a looser tolerance is never silent.
+    `looser` maps a quantity to (its rtol, the reason it needs one) or (its rtol, its atol, the reason): a looser
+    tolerance is never silent.
     Every golden quantity must be present in `ours` and every quantity in `ours` must have a golden value.
     """
     golden = load_golden(golden_path)
@@ -138,17 +139,18 @@ def assert_matches(
         if key not in ours:
             continue
         key_rtol = looser[key][0] if key in looser else rtol
+        key_atol = looser[key][1] if key in looser and len(looser[key]) == 3 else atol
         want, got = _flatten(expected[key], key), _flatten(ours[key], key)
         if want.keys() != got.keys():
             problems.append(f"{key}: golden has {len(want)} numbers, ours {len(got)}")
             continue
         for item, target in want.items():
             value = got[item]
-            if not math.isfinite(value) or abs(value - target) > atol + key_rtol * abs(target):
+            if not math.isfinite(value) or abs(value - target) > key_atol + key_rtol * abs(target):
                 relative = abs(value - target) / max(abs(target), 1e-30)
                 problems.append(
                     f"{item}: ours {value:.8g}, golden {target:.8g} (off by {value - target:.3g}, "
-                    f"relative {relative:.3g} > rtol {key_rtol:g})"
+                    f"relative {relative:.3g} > rtol {key_rtol:g}, atol {key_atol:g})"
                 )
     if problems:
         raise AssertionError(

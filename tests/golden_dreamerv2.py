@@ -167,7 +167,24 @@ def compute(
     values = {}
     for index, batch in enumerate(batches, 1):
         values.update({f"u{index}/{k}": v for k, v in _one_update(agent, batch).items()})
+    values.update(_acting(agent, batches[0]))
     return values
+
+
+def _acting(agent: dreamer.Dreamer, batch: dict[str, np.ndarray]) -> dict:
+    """Actions of the trained agent on the batch's first two frames: two "train" steps (posterior and action
+    sampled, the state carried) and one "eval" step from scratch (the actor's mode)."""
+    rows = len(batch["image"])
+    first = {"image": batch["image"][:, 0], "is_first": np.ones(rows, np.float32)}
+    second = {"image": batch["image"][:, 1], "is_first": np.zeros(rows, np.float32)}
+    action1, state = agent.policy(first, None, "train")
+    action2, _ = agent.policy(second, state, "train")
+    action_eval, _ = agent.policy(first, None, "eval")
+    return {
+        "act/train_step1": action1.tolist(),
+        "act/train_step2": action2.tolist(),
+        "act/eval": action_eval.tolist(),
+    }
 
 
 def _one_update(agent: dreamer.Dreamer, batch: dict[str, np.ndarray]) -> dict:

@@ -6,7 +6,8 @@ tests/golden_dreamerv2.py and tools/golden/make_dreamerv2.py, which regenerates 
 and with the harmony balancer, and HD's default settings (discount head, tanh rewards, a terminal) with
 continuous and with discrete (one-hot, reinforce) actions. Here our code recomputes them: world-model losses per group, posterior/prior statistics, imagined lambda-returns, actor
 and critic losses, the gradient norm of each module (and of each harmony s_i) after its backward pass and the
-size of each module's update (Adam, weight decay, the slow critic's copy).
+size of each module's update (Adam, weight decay, the slow critic's copy); then the trained agent's actions
+(two sampled steps carrying the state, one eval step).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from golden_check import (
 )
 
 GOLDEN = Path(__file__).parent / "golden"
+# Sampled actions pass through the inverse normal CDF: ours torch.special.ndtri, the reference's
+# sqrt(2) erfinv(2p - 1). They agree to ~1e-7 absolute in fp32, which is no relative bound near 0.
+ACTION_TOLERANCE = (1e-4, 1e-6, "inverse normal CDF: ndtri vs sqrt(2) erfinv, ~1e-7 absolute near 0")
 
 
 @pytest.mark.parametrize("case", list(case_module.CASES))
@@ -41,4 +45,4 @@ def test_two_updates_match_the_reference(case):
     ours = case_module.compute(
         agent, case_module.case_batches(case, golden["seeds"]["batch"]), golden["seeds"]["noise"]
     )
-    assert_matches(case, ours, path)
+    assert_matches(case, ours, path, looser={key: ACTION_TOLERANCE for key in ours if key.startswith("act/")})

@@ -29,6 +29,7 @@ Only numbers, names, shapes and the settings are stored; nothing of the referenc
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -458,10 +459,38 @@ def run_reference(reference: Path, case: str, exported: Path) -> dict[str, Any]:
             state, _ = agent.train(data, state)
             update_values = _reference_values(seen, grads, params, before, harmony)
             values.update({f"u{update}/{k}": v for k, v in update_values.items()})
+        values.update(
+            _reference_acting(agent, {k[7:]: v for k, v in arrays.items() if k.startswith("batch1/")})
+        )
     finally:  # the next case builds a fresh agent on the unpatched reference
         for owner, name, original in originals:
             setattr(owner, name, original)
     return values
+
+
+def _reference_acting(agent: Any, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The reference's DreamerV2.policy on the batch's first two frames, as tests/golden_dreamerv2.py acts."""
+    import torch
+
+    rows = len(batch["image"])
+
+    def obs(step: int, first: float) -> dict[str, torch.Tensor]:
+        return {
+            "image": torch.from_numpy(batch["image"][:, step]).permute(0, 3, 1, 2).float(),
+            "reward": torch.zeros(rows),
+            "is_first": torch.full((rows,), first),
+            "is_last": torch.zeros(rows),
+            "is_terminal": torch.zeros(rows),
+        }
+
+    out1, state = agent.policy(obs(0, 1.0), None, mode="train")
+    out2, _ = agent.policy(obs(1, 0.0), state, mode="train")
+    out_eval, _ = agent.policy(obs(0, 1.0), None, mode="eval")
+    return {
+        "act/train_step1": out1["action"].tolist(),
+        "act/train_step2": out2["action"].tolist(),
+        "act/eval": out_eval["action"].tolist(),
+    }
 
 
 def _reference_values(seen: dict, grads: dict, params: dict, before: dict, harmony: bool) -> dict[str, Any]:
@@ -533,6 +562,14 @@ def main() -> None:
             f"--reference={args.reference} is invalid; valid: the wmlib-torch directory of a HarmonyDream checkout"
         )
         sys.exit(2)
+    for module in ("torch", "gym", "ruamel.yaml", "torchtyping", "typeguard"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            print(
+                f"{sys.executable} cannot import {module}; valid: a Python set up as this file's docstring says"
+            )
+            sys.exit(2)
     commit = reference_commit(args.reference, args.commit)
     with tempfile.TemporaryDirectory() as tmp:
         exported = Path(tmp)
