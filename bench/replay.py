@@ -129,6 +129,13 @@ class Replay:
         weight = (counts.sum() * probs) ** -self.per[1]
         return stream, starts, (weight / weight.max()).astype(np.float32)
 
+    def current_episode(self, stream: int) -> dict[str, np.ndarray] | None:
+        """The held steps of ``stream`` from its newest ``is_first`` on (the episode its env is in), or None
+        when that first step has left the buffer."""
+        held = self._slice(stream, self._oldest(stream), self.totals[stream])
+        firsts = np.flatnonzero(held["is_first"]) if held else []
+        return {key: array[firsts[-1] :] for key, array in held.items()} if len(firsts) else None
+
     def update_priorities(self, starts: np.ndarray, priorities: np.ndarray) -> None:
         """Set the priority of sequences at ``starts`` as ``sample`` names them (TDMPC: |TD error| + 1e-6)."""
         if self._trees is None:

@@ -7,7 +7,8 @@ pickling whole observations over pipes and gymnasium's AsyncVectorEnv (benchmark
 
 Episodes: ``step`` returns for each env the observation its action led to and, where that one ends the
 episode (``is_last``), the first observation of the next episode, which the env has already been reset to
-(``None`` elsewhere). That first observation is a step of its own (``is_first``), as with one env.
+(``None`` elsewhere; evaluation steps without that reset). That first observation is a step of its own
+(``is_first``), as with one env. ``restore`` brings fresh envs to where a checkpointed run left them.
 
 Seeds: env ``i`` of a run seeded ``s`` is seeded ``env_seed(s, i)``: env 0 gets ``s`` itself and env i > 0
 a 31-bit number drawn from ``numpy.random.SeedSequence((s, i))``, so no env of one seed repeats an env of
@@ -68,8 +69,65 @@ def make_vec_env(
     return WorkerEnvs(specs, step_timeout_s, start_method, transport)
 
 
-class InProcessEnvs:
-    """One env in this process behind the vector interface (the loop's calls on it are today's)."""
+def _serve(env: Any, command: tuple) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """One command on one env, in this process or a worker: (observation, first observation of the next
+    episode where the env was reset after ``is_last``, else None)."""
+    if command[0] == "step":  # ("step", action, autoreset)
+        obs = env.step(command[1])
+        return obs, env.reset() if obs["is_last"] and command[2] else None
+    if command[0] == "reset":
+        return env.reset(), None
+    # ("restore", resets, actions): a fresh env redoes its resets, then the actions of its current episode
+    obs = None
+    for _ in range(command[1]):
+        obs = env.reset()
+    for action in command[2]:
+        obs = env.step(action)
+    return obs, None
+
+
+class _Envs:
+    """What both kinds share: ``resets`` counts each env's resets (``restore`` needs them), and the calls
+    that select envs. ``_call(commands)`` runs {env index: command} and returns {env index: reply}."""
+
+    num_envs: int
+
+    def _call(self, commands: dict[int, tuple]) -> dict[int, tuple]:
+        raise NotImplementedError
+
+    def reset(self, indices: list[int] | None = None) -> list[dict[str, Any] | None]:
+        """Reset the envs ``indices`` (default all): their first observations, None for the others."""
+        indices = range(self.num_envs) if indices is None else indices
+        replies = self._call({i: ("reset",) for i in indices})
+        for i in replies:
+            self.resets[i] += 1
+        return [replies[i][0] if i in replies else None for i in range(self.num_envs)]
+
+    def step(
+        self, actions: Any, active: list[bool] | None = None, autoreset: bool = True
+    ) -> tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]:
+        """Step the envs (those ``active``, default all) with their actions: (observations, first
+        observations of the next episode where one ended and ``autoreset``), None for inactive envs."""
+        active = [True] * self.num_envs if active is None else active
+        replies = self._call({i: ("step", actions[i], autoreset) for i in range(self.num_envs) if active[i]})
+        for i, (_, first) in replies.items():
+            self.resets[i] += first is not None
+        obs = [replies[i][0] if i in replies else None for i in range(self.num_envs)]
+        return obs, [replies[i][1] if i in replies else None for i in range(self.num_envs)]
+
+    def restore(self, resets: list[int], actions: list[np.ndarray]) -> list[dict[str, Any] | None]:
+        """Bring fresh envs to where envs of the same seeds were after ``resets[i]`` resets and then the
+        ``actions[i]`` of the current episode: exact when a simulator draws its randomness at resets only
+        (dm_control, DMCR, Meta-World). Returns each env's current observation (None if never reset)."""
+        if any(self.resets):
+            raise RuntimeError("restore needs freshly made envs")
+        replies = self._call({i: ("restore", resets[i], list(actions[i])) for i in range(self.num_envs)})
+        self.resets = [int(r) for r in resets]
+        return [replies[i][0] for i in range(self.num_envs)]
+
+
+class InProcessEnvs(_Envs):
+    """One env in this process behind the vector interface (a one-env run makes today's calls on it)."""
 
     num_envs = 1
 
@@ -78,21 +136,18 @@ class InProcessEnvs:
         self.action_repeat = env.action_repeat
         self.obs_space = env.obs_space
         self.act_space = env.act_space
+        self.resets = [0]
 
-    def reset(self) -> list[dict[str, Any]]:
-        return [self.env.reset()]
-
-    def step(self, actions: np.ndarray) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
-        obs = self.env.step(actions[0])
-        return [obs], [self.env.reset() if obs["is_last"] else None]
+    def _call(self, commands: dict[int, tuple]) -> dict[int, tuple]:
+        return {i: _serve(self.env, command) for i, command in commands.items()}
 
     def close(self) -> None:
         self.env.close()
 
 
 def _worker(index: int, num_envs: int, spec: tuple, conn: Any, shm_name: str | None) -> None:
-    """Build one env, then answer commands: ("reset",), ("step", action), ("close",). Every reply is
-    ("ok", payload) or ("error", traceback text)."""
+    """Build one env, then serve commands until ("close",). Every reply is ("ok", payload) or ("error",
+    traceback text); images of the payload's two observations go to this env's two shared-memory slots."""
     shm = None
     try:
         suite, task, seed, env_config, mode = spec
@@ -100,9 +155,7 @@ def _worker(index: int, num_envs: int, spec: tuple, conn: Any, shm_name: str | N
         images = None
         if shm_name is not None:
             shm = shared_memory.SharedMemory(name=shm_name)
-            # (envs, 2 slots: the step's observation and the reset's, H, W, C)
-            image_shape = env.obs_space[IMAGE].shape
-            images = np.ndarray((num_envs, 2, *image_shape), np.uint8, shm.buf)
+            images = np.ndarray((num_envs, 2, *env.obs_space[IMAGE].shape), np.uint8, shm.buf)
 
         def pack(obs: dict[str, Any] | None, slot: int) -> dict[str, Any] | None:
             if obs is None or images is None:
@@ -111,18 +164,11 @@ def _worker(index: int, num_envs: int, spec: tuple, conn: Any, shm_name: str | N
             return {key: value for key, value in obs.items() if key != IMAGE}
 
         conn.send(("ok", (env.action_repeat, env.obs_space, env.act_space)))
-        while True:
-            command = conn.recv()
-            if command[0] == "step":
-                obs = env.step(command[1])
-                first = env.reset() if obs["is_last"] else None
-                conn.send(("ok", (pack(obs, 0), pack(first, 1))))
-            elif command[0] == "reset":
-                conn.send(("ok", (pack(env.reset(), 1), None)))
-            else:
-                env.close()
-                conn.send(("ok", None))
-                return
+        while (command := conn.recv())[0] != "close":
+            obs, first = _serve(env, command)
+            conn.send(("ok", (pack(obs, 0), pack(first, 1))))
+        env.close()
+        conn.send(("ok", None))
     except KeyboardInterrupt:  # the parent's Ctrl-C reaches the whole process group; the parent reports it
         return
     except BaseException:  # noqa: BLE001  (everything goes back to the parent, which raises it)
@@ -134,7 +180,7 @@ def _worker(index: int, num_envs: int, spec: tuple, conn: Any, shm_name: str | N
             shm.close()
 
 
-class WorkerEnvs:
+class WorkerEnvs(_Envs):
     """One env per worker process; see the module docstring."""
 
     def __init__(
@@ -176,7 +222,8 @@ class WorkerEnvs:
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
-            self.action_repeat, self.obs_space, self.act_space = self._gather(range(self.num_envs))[0]
+            self.action_repeat, self.obs_space, self.act_space = self._gather(list(range(self.num_envs)))[0]
+            self.resets = [0] * self.num_envs
         except BaseException:
             self.close()
             raise
@@ -188,25 +235,21 @@ class WorkerEnvs:
     def pids(self) -> list[int]:
         return [proc.pid for proc in self._procs]
 
-    def reset(self) -> list[dict[str, Any]]:
-        for conn in self._conns:
-            conn.send(("reset",))
-        return [self._unpack(i, obs, 1) for i, (obs, _) in enumerate(self._gather(range(self.num_envs)))]
-
-    def step(self, actions: np.ndarray) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
-        for conn, action in zip(self._conns, actions):
-            conn.send(("step", action))
-        replies = self._gather(range(self.num_envs))
-        obs = [self._unpack(i, reply[0], 0) for i, reply in enumerate(replies)]
-        return obs, [self._unpack(i, reply[1], 1) for i, reply in enumerate(replies)]
+    def _call(self, commands: dict[int, tuple]) -> dict[int, tuple]:
+        for i, command in commands.items():
+            self._conns[i].send(command)
+        replies = self._gather(list(commands))
+        return {
+            i: (self._unpack(i, obs, 0), self._unpack(i, first, 1)) for i, (obs, first) in replies.items()
+        }
 
     def _unpack(self, index: int, obs: dict[str, Any] | None, slot: int) -> dict[str, Any] | None:
         if obs is None or self._images is None:
             return obs
         return {**obs, IMAGE: self._images[index, slot].copy()}
 
-    def _gather(self, indices: range) -> list[Any]:
-        """Each worker's payload, in order; WorkerError on the first that raised, died or hung."""
+    def _gather(self, indices: list[int]) -> dict[int, Any]:
+        """Each worker's payload; WorkerError on the first that raised, died or hung."""
         replies: dict[int, Any] = {}
         waiting = {self._conns[i]: i for i in indices}
         sentinels = {self._procs[i].sentinel: i for i in indices}
@@ -231,7 +274,7 @@ class WorkerEnvs:
                     replies[index] = payload
                 elif sentinels[handle] in waiting.values() and not self._conns[sentinels[handle]].poll():
                     self._fail(self._death(sentinels[handle]))  # died (an answer sent first still counts)
-        return [replies[i] for i in indices]
+        return replies
 
     def _death(self, index: int) -> str:
         proc = self._procs[index]

@@ -9,8 +9,12 @@ STREAMS = 3
 
 
 def _step(stream: int, i: int) -> dict:
-    # the reward names the step: stream s, step i -> 1000 s + i
-    return {"image": np.full((2, 2, 1), i % 256, np.uint8), "reward": np.float32(1000 * stream + i)}
+    # the reward names the step: stream s, step i -> 1000 s + i; episodes of 7 steps
+    return {
+        "image": np.full((2, 2, 1), i % 256, np.uint8),
+        "reward": np.float32(1000 * stream + i),
+        "is_first": i % 7 == 0,
+    }
 
 
 def _filled(lengths: tuple[int, ...], capacity: int = 60, per: tuple | None = None) -> Replay:
@@ -69,3 +73,14 @@ def test_streams_checkpoint_round_trip_continues_exactly(tmp_path):
     a, b = (buffer.sample(64, 4, np.random.default_rng(5)) for buffer in (replay, restored))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_current_episode_of_each_stream():
+    replay = _filled((30, 12, 3), capacity=60)  # 20 per stream: stream 0 holds 10..29
+    np.testing.assert_array_equal(replay.current_episode(0)["reward"], np.arange(28, 30))
+    np.testing.assert_array_equal(replay.current_episode(1)["reward"], 1000 + np.arange(7, 12))
+    np.testing.assert_array_equal(replay.current_episode(2)["reward"], 2000 + np.arange(3))
+    long = Replay(capacity=5, chunk=4)
+    for i in range(12):
+        long.add(_step(0, i % 7 if i < 7 else 1))  # one first step, then it leaves the buffer
+    assert long.current_episode(0) is None

@@ -61,6 +61,13 @@ def test_workers_match_separate_in_process_envs_across_episodes_and_report_error
                         firsts += bool(got["is_first"])
             assert firsts == 2 + 2 * 2  # the resets, then two new episodes per env in 25 steps of 10
             assert not np.array_equal(pairs[3][0][0]["image"], pairs[3][0][1]["image"])  # distinct seeds
+            restored = InProcessEnvs(suites.get("dmc").make(TASK, env_seed(SEED, 1), env_config))
+            episode = [a[1] for a in actions[20:]]  # env 1's current episode began after step 20
+            (now,) = restored.restore([vec.resets[1]], [episode])
+            assert vec.resets == [3, 3] and pairs[-1][0][1]["is_first"] is False
+            for key in now:
+                np.testing.assert_array_equal(now[key], pairs[-1][0][1][key], err_msg=key)
+            restored.close()
             bad = [np.zeros(1, np.float32), np.zeros(3, np.float32)]  # dm_control refuses env-1's action
             with pytest.raises(WorkerError, match=r"(?s)env-1 \(pid \d+\) failed:.*Traceback.*broadcast"):
                 vec.step(bad)
