@@ -5,7 +5,8 @@ A backbone module exposes
       every knob of the agent (including ``balancer``, the full balancer section from
       ``agents.balancers.default_config``) and the run settings it owns (``train_ratio``, ``prefill``);
   ``make(backbone: str, obs_space, act_space, config: dict, device: torch.device) -> Agent`` with ``config``
-      the agent section (``backbone`` lets one module serve several, e.g. dreamerv2 and dreamerv3).
+      the agent section (``backbone`` lets one module serve several, e.g. dreamerv2 and dreamerv3);
+  ``sequence_length(config: dict) -> int``: the steps of one replayed sequence (the agent's batch_length).
 Any ``<backbone>+<balancer>`` name works; the paper's names are fixed pairs, resolved per suite where the
 paper used another backbone there (HarmonyDream on Atari100K is DreamerV3 + harmony: HD's dreamerv3-jax).
 """
@@ -121,6 +122,11 @@ def check_actions(name: str, discrete: bool, suite: str = "") -> None:
     e.g. TD-MPC on Atari before anything is built or written."""
     if discrete and resolve(name, suite).backbone in CONTINUOUS_ACTIONS_ONLY:
         raise ValueError(f"discrete actions are invalid for {name}; valid: continuous (Box) actions")
+
+
+def replayed_steps_per_update(name: str, config: dict[str, Any], suite: str = "") -> int:
+    """Replay steps one update of this agent (its ``config`` agent section) trains on: batch x sequence."""
+    return int(config["batch_size"]) * _module(resolve(name, suite).backbone).sequence_length(config)
 
 
 def make(

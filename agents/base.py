@@ -22,9 +22,8 @@ import numpy as np
 class Agent(Protocol):
     batch_size: int  # sequences per update
     batch_length: int  # steps per sequence
-    # Optional (TD-MPC): (alpha, beta) asks the loop for prioritized replay. Batches then also hold
-    # ``weight`` (B,) importance weights for the losses, and after each ``train`` the agent's
-    # ``priorities`` (B,) numpy array holds the new priority of each sampled sequence.
+    # (alpha, beta) asks the loop for prioritized replay (TD-MPC), None for uniform replay. Batches then
+    # also hold ``start`` and ``weight`` (B,) importance weights for the losses.
     prioritized: tuple[float, float] | None
 
     def policy(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:
@@ -39,6 +38,11 @@ class Agent(Protocol):
         """One update. Returns metrics: ``loss/<group>`` for every loss term the balancer sees (raw, before
         weighting), ``weight/<group>`` for each effective weight, plus any other scalars (actor, critic, ...).
         The loop stops the run if any ``loss/*`` value is not finite."""
+        ...
+
+    def after_update(self, batch: dict[str, np.ndarray], metrics: dict[str, float]) -> np.ndarray | None:
+        """Called by the loop after each ``train(batch)``: the new priority (B,) of each sequence of the
+        batch when ``prioritized``, else None."""
         ...
 
     def state_dict(self) -> dict[str, Any]:

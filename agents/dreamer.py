@@ -378,6 +378,7 @@ class Dreamer:
     Subclasses (DreamerPro) swap the world model by setting ``world_model_class``."""
 
     world_model_class: type[WorldModel] = WorldModel
+    prioritized = None  # uniform replay
 
     def __init__(
         self, obs_space: gym.spaces.Dict, act_space: gym.Space, cfg: dict[str, Any], device: torch.device
@@ -515,6 +516,9 @@ class Dreamer:
         latent = {k: v for k, v in latent.items() if k in ("deter", "stoch")}
         return action.cpu().numpy(), (latent, action)
 
+    def after_update(self, batch: dict[str, np.ndarray], metrics: dict[str, float]) -> None:
+        return None  # no priorities to report
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "modules": self.modules.state_dict(),
@@ -551,6 +555,10 @@ def check_observations(backbone: str, keys: list[str], config: dict[str, Any]) -
         raise ValueError(
             f"observation keys {sorted(keys)} are invalid for {backbone}; valid: image and/or state"
         )
+
+
+def sequence_length(config: dict[str, Any]) -> int:
+    return int(config["batch_length"])
 
 
 def make(

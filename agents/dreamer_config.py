@@ -259,8 +259,11 @@ def _dreamerv3(suite: str) -> dict[str, Any]:
         "pretrain": 0,
         "replay_capacity": 1_000_000,
     }  # DV3 replay_size 1e6
+    # DV3 configs.yaml (2023): envs.amount 4, atari100k envs.amount 1; its train ratio counts the policy
+    # steps of all envs, as run.train_ratio does
+    run["envs"] = 4
     if suite == "atari100k":
-        run["train_ratio"] = 1024.0
+        run.update(train_ratio=1024.0, envs=1)
     if suite == "metaworld":
         # HD dreamerv3-jax metaworld: size M-like, batch 50x50, train_ratio 500, fill 5000, no cont head
         agent.update(

@@ -238,6 +238,9 @@ def check_observations(backbone: str, keys: list[str], config: dict[str, Any]) -
         )
 
 
+sequence_length = dreamer.sequence_length
+
+
 def make(
     backbone: str, obs_space: gym.spaces.Dict, act_space: gym.Space, config: dict[str, Any], device: Any
 ) -> DreamerPro:

@@ -582,6 +582,10 @@ class TDMPC:
         metrics.update(horizon=float(self.horizon()), std_floor=self.std_floor())
         return metrics
 
+    def after_update(self, batch: dict[str, np.ndarray], metrics: dict[str, float]) -> np.ndarray | None:
+        """The priorities of the batch's sequences from the last ``train`` (TDMPC: rho-discounted |TD error|)."""
+        return self.priorities if self.prioritized else None
+
     # --- checkpoints
     def state_dict(self) -> dict[str, Any]:
         return {

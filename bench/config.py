@@ -29,6 +29,8 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "prefill": 0,  # agent steps of uniformly random actions before training starts
         "replay_capacity": 0,  # agent steps kept in the replay buffer
         "replay_chunk": 1024,  # steps per immutable replay file in the checkpoint
+        "envs": 1,  # envs stepped together, one batched policy call (1: in this process; more: workers)
+        "env_timeout_s": 600.0,  # an env worker that does not answer a step within this fails the run
         "checkpoint_every_s": 600.0,
         "lease_ttl_s": 180.0,  # a run's lease expires this long after its holder's last heartbeat
         "log_every": 1000,  # env frames between train.parquet rows
@@ -49,8 +51,8 @@ HARNESS_DEFAULTS: dict[str, Any] = {
 # Harness settings per preset. Smoke models are too small to gain from a second thread, and on a busy
 # 2-core machine two spinning threads per process made a smoke run 10x slower (measured: 12 min vs 56 s).
 PRESET_RUN: dict[str, dict[str, Any]] = {
-    "smoke": {"threads": 1, "log_every": 100},
-    "small": {"threads": 1, "log_every": 1000},
+    "smoke": {"threads": 1, "log_every": 100, "envs": 1},
+    "small": {"threads": 1, "log_every": 1000, "envs": 1},
     "paper": {},
 }
 

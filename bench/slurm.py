@@ -42,6 +42,7 @@ from typing import Any
 import submitit
 import yaml
 
+import agents
 from bench import store
 
 RUN_JOB = "bench.launch:run_job"
@@ -531,14 +532,11 @@ def measured_update_ms(path: Path = SPEED_FILE) -> dict[str, float]:
     return {k: float(v) for k, v in measured.items() if _positive_number(v)}
 
 
-def updates_per_frame(config: Mapping[str, Any]) -> float:
-    """Updates per env frame: train_ratio replayed steps per agent step (DV3 convention), each update
-    replaying batch_size x batch_length of them (TD-MPC: horizon + 1), over action_repeat frames."""
-    agent = config["agent"]
-    length = agent.get("batch_length") or agent.get("horizon", 0) + 1
-    return (
-        config["run"]["train_ratio"] / (agent["batch_size"] * length) / config["env"].get("action_repeat", 1)
-    )
+def updates_per_frame(agent: str, suite: str, config: Mapping[str, Any]) -> float:
+    """Updates per env frame: train_ratio replayed steps per agent step (DV3 convention) over the steps one
+    update replays (as the agent module counts them: batch x sequence), over action_repeat frames."""
+    replayed = agents.replayed_steps_per_update(agent, dict(config["agent"]), suite)
+    return config["run"]["train_ratio"] / replayed / config["env"].get("action_repeat", 1)
 
 
 def estimate_hours(
@@ -568,7 +566,8 @@ def estimate_hours(
         if agent in own:
             seconds = own[agent]
         elif agent in measured:
-            seconds, row["source"] = measured[agent] / 1000 * updates_per_frame(config), "measured"
+            seconds = measured[agent] / 1000 * updates_per_frame(agent, spec.suite, config)
+            row["source"] = "measured"
         else:
             seconds, row["source"] = None, "none"
         row["hours"] = (

@@ -117,6 +117,13 @@ def test_estimate_is_runs_times_budget_times_seconds_per_step() -> None:
     assert "GPU-hours" in text and "unknown" in text and f"{estimate.gpu_hours:.1f} GPU-hours" in text
 
 
+def test_planner_counts_tdmpc_updates_as_the_agent_replays_them() -> None:
+    # TD-MPC on pixels replays horizon + frame_stack steps per sequence and updates once per agent step
+    config = RunSpec("dmc", "cartpole_balance", "tdmpc", 0, "paper").resolve()
+    expected = 1 / config["env"]["action_repeat"]
+    assert slurm.updates_per_frame("tdmpc", "dmc", config) == pytest.approx(expected)
+
+
 def test_sacct_array_ranges_expand() -> None:
     assert slurm._expand_ids("12_[3-5,7%2]") == ["12_3", "12_4", "12_5", "12_7"]
     assert slurm._expand_ids("12_4") == ["12_4"] and slurm._expand_ids("9") == ["9"]
