@@ -176,11 +176,12 @@ class WorldModel(nn.Module):
         return losses
 
     def loss(
-        self, data: dict[str, torch.Tensor]
+        self, data: dict[str, torch.Tensor], state: State | None = None
     ) -> tuple[State, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """(posterior, group losses, extra metrics) for a batch of sequences on the device."""
+        """(posterior, group losses, extra metrics) for a batch of sequences on the device, starting from
+        ``state`` (the initial state if None; reset where is_first)."""
         embed = self.encode(data)
-        post, prior = self.rssm.observe(embed, data["action"], data["is_first"])
+        post, prior = self.rssm.observe(embed, data["action"], data["is_first"], state)
         losses = self.head_losses(self.rssm.feat(post), data)
         dyn, rep = latent_kl_terms(post, prior)
         cfg = self.cfg
@@ -396,6 +397,7 @@ class Dreamer:
             self.device
         )
         self.clip_with_model = bool(cfg["balancer"].get("clip_with_model", True))
+        self.carry: State | None = None  # the last posterior state of the previous update (carry_state)
         balancer_group = balancers.param_groups(self.balancer, cfg["balancer"], cfg["model_lr"])
         self.model_opt = _adam([{"params": list(self.wm.parameters())}, *balancer_group], cfg, "model")
         self.actor_opt = _adam(self.ac.actor.parameters(), cfg, "actor")
@@ -441,7 +443,8 @@ class Dreamer:
         cfg = self.cfg
         data = self._to_device(batch)
         with self._autocast():
-            post, losses, metrics = self.wm.loss(data)
+            carry = self.carry if self.carry and len(self.carry["deter"]) == len(data["is_first"]) else None
+            post, losses, metrics = self.wm.loss(data, carry)
             shared = self.wm.shared_parameters() if self.balancer.needs_shared_params else None
             total, weights = self.balancer(losses, shared)
         wm_params = list(self.wm.parameters())
@@ -457,6 +460,8 @@ class Dreamer:
             if bal_params:
                 nn.utils.clip_grad_norm_(bal_params, cfg["model_clip"], foreach=True)
         self.scaler.step(self.model_opt)
+        if cfg["carry_state"]:
+            self.carry = {k: post[k][:, -1].detach() for k in ("deter", "stoch")}
 
         start = {k: v.detach().flatten(0, 1) for k, v in post.items() if k in ("deter", "stoch")}
         start_cont = 1 - data["is_terminal"].flatten()
@@ -527,6 +532,7 @@ class Dreamer:
             "critic_opt": self.critic_opt.state_dict(),
             "scaler": self.scaler.state_dict(),
             "updates": self.ac.updates,
+            "carry": self.carry,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -536,6 +542,8 @@ class Dreamer:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.scaler.load_state_dict(state["scaler"])
         self.ac.updates = int(state["updates"])
+        carry = state.get("carry")  # absent from checkpoints written before carry_state
+        self.carry = None if carry is None else {k: v.to(self.device) for k, v in carry.items()}
 
 
 def _adam(params: Any, cfg: dict[str, Any], name: str) -> torch.optim.Optimizer:

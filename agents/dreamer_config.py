@@ -108,6 +108,9 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "returns": "dv2",
         "dv2_actor": "hd",  # tf: danijar/dreamerv2's TF ActorCritic (actor at z_t towards t_t), DreamerPro's
         "eval_policy": "mode",  # HD agents/base.py get_action: eval takes the actor's mode
+        # HD examples/train_dreamerv2.py CarryOverState(agnt.train): each update starts from the previous
+        # update's last posterior state (reset where is_first), as DV2's train.py does
+        "carry_state": True,
         "deter": 1024,  # HD rssm: deter 1024, hidden 1024 (DV2's own DMC preset uses 200)
         "hidden": 1024,
         "stoch": 32,  # HD rssm: stoch 32, discrete 32
@@ -211,6 +214,8 @@ def _dreamerv3(suite: str) -> dict[str, Any]:
             "gru_bias": False,  # DV3 nets.py RSSM._gru: Linear with norm, no bias
             "returns": "dv3",  # DV3 agent.py VFunction.score: r(s_t+1), the critic baseline not stopped
             "eval_policy": "sample",  # DV3 agent.py policy: eval samples the actor, as train does
+            # NM512 dreamerv3-torch starts every batch from the initial state (DV3 @8fa35f8 carries its state)
+            "carry_state": False,
             "deter": 512,  # DV3 size S (dmc_vision/atari100k): deter 512, units 512, cnn_depth 32, layers 2
             "hidden": 512,
             "unimix": 0.01,  # DV3 rssm.unimix 0.01
@@ -376,7 +381,16 @@ def check_config(backbone: str, config: dict[str, Any]) -> None:
     for key in UNIT_INTERVAL:
         if not _is_number(config[key]) or not 0 <= config[key] <= 1:
             _fail(key, config[key], "a number in [0, 1]")
-    for key in ("compile", "norm", "symlog_inputs", "pred_cont", "kl_free_avg", "gru_norm", "gru_bias"):
+    for key in (
+        "compile",
+        "norm",
+        "symlog_inputs",
+        "pred_cont",
+        "kl_free_avg",
+        "gru_norm",
+        "gru_bias",
+        "carry_state",
+    ):
         if not isinstance(config[key], bool):
             _fail(key, config[key], "true or false")
     if not isinstance(config["imag_starts"], int):

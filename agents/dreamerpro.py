@@ -172,12 +172,12 @@ class ProtoWorldModel(dreamer.WorldModel):
         return torch.zeros(feat.shape[:2], device=feat.device)  # replaced by the prototype terms in loss()
 
     def loss(
-        self, data: dict[str, torch.Tensor]
+        self, data: dict[str, torch.Tensor], state: State | None = None
     ) -> tuple[State, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         cfg = self.cfg
         views = dict(data, image=random_shift(data["image"], cfg["aug_max_delta"]))
         views["embed"] = super().encode(views)
-        post, losses, metrics = super().loss(views)
+        post, losses, metrics = super().loss(views, state)
         self.prototypes.normalize()  # PRO proto_loss reassigns the l2-normalised prototypes each update
         frozen = self.prototypes.frozen(int(self.updates))
         vectors = self.prototypes.vectors.detach() if frozen else self.prototypes.vectors

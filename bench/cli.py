@@ -388,6 +388,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis import report
 
+    task_images = None
+    if args.imagine:
+        if not args.results:
+            raise cfg.ConfigError("--imagine needs a results directory (imagination comes from checkpoints)")
+        from bench import imagine
+
+        results = _existing_results(args.results)
+        strips = Path(args.out) / "imagine"
+        task_images = _user_call(lambda: imagine.report_strips(results, strips, _split(args.agents)))
     path = _user_call(
         lambda: report.build_report(
             args.results,
@@ -400,6 +409,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             cache=args.cache,
             skip_damaged=args.skip_damaged,
+            task_images=task_images,
         )
     )
     print(f"report written: {path}")
@@ -521,6 +531,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--skip-damaged", action="store_true", help="leave runs with damaged files out instead of stopping"
+    )
+    report.add_argument(
+        "--imagine",
+        action="store_true",
+        help="add an imagination strip (bench imagine) per agent and task from runs with a checkpoint",
     )
 
     render = sub.add_parser(

@@ -181,6 +181,33 @@ def imagination_strip(run_dir: str | Path, out: Path, context: int = 5, horizon:
     return out
 
 
+def report_strips(
+    results: str | Path, out: Path, wanted: list[str] | None = None
+) -> dict[tuple[str, str, str], Path]:
+    """One imagination strip per (suite, task, variant) under ``results``, from its lowest seed that has a
+    checkpoint, written under ``out``; ``wanted`` keeps the variants or agents it names. A run that cannot be
+    loaded is passed over with a warning line. Keys as ``bench report`` labels its agents."""
+    results = Path(results)
+    if not results.is_dir():
+        raise ValueError(f"--imagine: results directory {results} not found; valid: a directory of runs")
+    strips: dict[tuple[str, str, str], Path] = {}
+    for run_dir in store.iter_run_dirs(results):
+        suite, task, variant, _ = run_dir.relative_to(results).parts
+        agent = (store.read_json(run_dir / "spec.json") or {}).get("agent")
+        if (suite, task, variant) in strips or wanted and not {variant, agent} & set(wanted):
+            continue
+        if not (run_dir / "ckpt" / loop.CHECKPOINT).exists():
+            continue
+        try:
+            strip = imagination_strip(run_dir, out / f"{suite}_{task}_{variant}.png")
+        except ValueError as error:
+            print(f"warning: no imagination strip from {run_dir}: {error}")
+            continue
+        print(f"imagination strip: {run_dir.relative_to(results)} -> {strip}")
+        strips[(suite, task, variant)] = strip
+    return strips
+
+
 def _rows(true: np.ndarray, predicted: np.ndarray) -> list[np.ndarray]:
     difference = np.abs(true.astype(np.int16) - predicted.astype(np.int16)).astype(np.uint8)
     return [true, predicted, difference]

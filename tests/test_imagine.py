@@ -134,3 +134,17 @@ def test_bad_run_directories_exit_2_with_one_line(runs, tmp_path, capsys):
         assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert not out.exists()
     assert sorted(p.name for p in empty.iterdir()) == ["spec.json"]
+
+
+def test_report_imagine_adds_one_strip_per_agent_and_task(runs, tmp_path, capsys):
+    results = runs["dreamerv3"].parents[3]
+    code, out, err = _cli(
+        capsys, "report", str(results), "--out", str(tmp_path), "--reps", "100", "--imagine"
+    )
+    assert code == 0, err
+    strips = sorted(p.name for p in (tmp_path / "imagine").iterdir())
+    assert strips == sorted(f"dmc_cartpole_balance_{run.parent.name}.png" for run in runs.values())
+    strip = imageio.imread(tmp_path / "imagine" / strips[0])  # dreamerv3: 10 columns of true/predicted/diff
+    assert strip.shape[:2] == (16 + 3 * 64, 10 * 64)
+    html = (tmp_path / "report.html").read_text()
+    assert all(run.parent.name in html for run in runs.values()) and html.count("data:image/png") >= 2
