@@ -44,7 +44,7 @@ TINY = {
 # Nonzero harmony s_i (sigma_i = exp(s_i)) so the effective weights exp(-s_i) are not trivially 1.
 HARMONY_LOG_SIGMA = {"reward": 0.3, "obs": -0.5, "dyn": 0.7}
 SEEDS = {"weights": 0, "batch": 1, "noise": 2}
-UPDATES = 2  # the second starts from the first's weights, optimizer moments and slow critic
+UPDATES = 2  # the second starts from the first's weights, optimizer moments, slow critic and last state
 # golden file name -> (agent, suite, discrete actions). "dmc" follows HD configs/dreamerv2.yaml dmc_vision (no discount head,
 # identity rewards, kl.free 1.0, actor_ent 1e-4); "" follows its defaults (discount head, tanh rewards,
 # kl.free 0, actor_ent 2e-3). HarmonyDream on DMC is the DreamerV2 backbone with the harmony balancer.
@@ -109,19 +109,17 @@ def make_batches(
 ) -> list[dict[str, np.ndarray]]:
     """Replay-shaped batches, one per update: random pixels, actions (in [-1, 1] or one-hot), N(0, 1) rewards.
 
-    The first batch: row 0 starts an episode at t=0, row 1 starts one at t=3 (ending the previous one with a
-    terminal at t=2 when ``terminals``), row 2 starts mid-episode (the agent's initial state with the
-    replayed action). Later batches start every row at an episode start. Each avoids a known difference
-    (named in the golden files): the reference carries the previous update's last posterior state into rows
-    that do not start an episode, ours does not; without a discount head the reference ignores is_terminal,
-    ours gives a terminal start no weight (our suites without a continue head never set is_terminal)."""
+    Row 0 starts an episode at t=0, row 1 starts one at t=3 (ending the previous one with a terminal at t=2
+    when ``terminals``), row 2 starts mid-episode: in the first update from the initial state with the
+    replayed action, later from the state the previous update ended in (carry_state). Terminals only with
+    a discount head: without one the reference ignores is_terminal, ours gives a terminal start no weight
+    (a known difference, named in the golden files; our suites without a continue head never set it)."""
     rng = np.random.default_rng(batch_seed)
     batch, length = TINY["batch_size"], TINY["batch_length"]
     batches = []
-    for index in range(UPDATES):
+    for _ in range(UPDATES):
         is_first = np.zeros((batch, length), np.float32)
         is_terminal = np.zeros((batch, length), np.float32)
-        is_first[:, 0] = 1.0 if index else 0.0
         is_first[0, 0] = 1.0
         is_terminal[1, 2], is_first[1, 3] = float(terminals), 1.0
         batches.append(
@@ -201,8 +199,8 @@ def _one_update(agent: dreamer.Dreamer, batch: dict[str, np.ndarray]) -> dict:
     seen: dict[str, torch.Tensor] = {}
     wm_loss = agent.wm.loss
 
-    def recording_loss(data):
-        post, losses, metrics = wm_loss(data)
+    def recording_loss(*args, **kwargs):
+        post, losses, metrics = wm_loss(*args, **kwargs)
         seen["post_deter"] = post["deter"].detach()
         return post, losses, metrics
 

@@ -58,10 +58,6 @@ REFERENCE_MODULES = {
 }
 # Differences between ours and the reference that the golden batch avoids on purpose (they remain).
 KNOWN_DIFFERENCES = [
-    "The reference's train script carries the last posterior state of each update into the next"
-    " (examples/train_dreamerv2.py CarryOverState; agents/dreamerv2.py WorldModel.loss last_state); ours"
-    " starts every sequence from the initial state. Updates after the first therefore start every row at an"
-    " episode start (is_first), where the reference resets the carried state.",
     "Without a discount head the reference ignores is_terminal (agents/base.py imagine: discount * ones);"
     " ours gives an imagination start on a terminal state weight 0. The batches of cases without a discount"
     " head hold no terminal (our suites without a continue head never set is_terminal).",
