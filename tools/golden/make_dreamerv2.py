@@ -4,13 +4,13 @@ The reference is thuml/HarmonyDream (https://github.com/thuml/HarmonyDream), dir
 PyTorch DreamerV2 with the harmonious loss that the HarmonyDream paper ran. Check it out anywhere, make a
 Python environment that imports it unpatched on a CPU, e.g.
 
-    python3.11 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install torch==2.13.0 "numpy<2" \
+    python3.11 -m venv <refvenv> && <refvenv>/bin/pip install torch==2.13.0 "numpy<2" \
         "ruamel.yaml==0.17.21" gym==0.26.2 torchtyping "typeguard<3" einops scipy \
         opencv-python-headless imageio tensorboard cloudpickle tqdm
 
 and run, from the repository root:
 
-    /tmp/refvenv/bin/python tools/golden/make_dreamerv2.py --reference <checkout>/wmlib-torch
+    <refvenv>/bin/python tools/golden/make_dreamerv2.py --reference <checkout>/wmlib-torch
 
 Two processes, because the reference environment cannot import our package (gymnasium, numpy 2) and ours
 does not have the reference's (gym 0.26, ruamel.yaml 0.17):
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
 REFERENCE_URL = "https://github.com/thuml/HarmonyDream"
 REGENERATE = (
-    "/tmp/refvenv/bin/python tools/golden/make_dreamerv2.py --reference <HarmonyDream checkout>/wmlib-torch"
+    "<refvenv>/bin/python tools/golden/make_dreamerv2.py --reference <HarmonyDream checkout>/wmlib-torch"
 )
 # Our module prefix -> the reference's, for the gradient norm per module.
 REFERENCE_MODULES = {
