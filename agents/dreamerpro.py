@@ -56,6 +56,7 @@ def _pro_model(config: dict[str, Any], suite: str) -> None:
     defaults block. Every suite: PRO's actor-critic and optimizer code, danijar/dreamerv2's TF ones."""
     agent = config["agent"]
     agent.update(dv2_actor="tf", weight_decay="decoupled")  # PRO tfutils.py Optimizer: var *= 1 - wd
+    agent["carry_state"] = False  # PRO train.py: agnt.train(next(train_dataset)), every update from zeros
     agent["init"] = "glorot"  # PRO Keras Dense/Conv2D glorot_uniform, its GRUCell's Dense included
     if suite in ("dmc", "dmcr"):
         # PRO dmc: rssm discrete False -> Gaussian latents (defaults stoch 32, std_act sigmoid2, min_std 0.1);

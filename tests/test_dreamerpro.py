@@ -280,6 +280,7 @@ def test_pro_dmc_preset_uses_gaussian_latents_and_a_tanh_normal_actor_and_dreame
         paper = dreamerpro.default_config("dreamerpro", "paper", suite)["agent"]
         assert (paper["stoch"], paper["latent_min_std"], paper["actor_min_std"]) == (32, 0.1, 0.1)
         assert (paper["dv2_actor"], paper["imag_horizon"]) == ("tf", 14)  # PRO's 15 states incl. the start
+        assert not paper["carry_state"]  # PRO train.py trains each batch from the initial state
         assert (paper["deter"], paper["hidden"], paper["kl_free"]) == (200, 200, 1.0)
         assert paper["actor_ent"] == 1e-4
     other = dreamerpro.default_config("dreamerpro", "paper", "metaworld")  # PRO defaults block
