@@ -402,8 +402,11 @@ class Dreamer:
         self.model_opt = _adam([{"params": list(self.wm.parameters())}, *balancer_group], cfg, "model")
         self.actor_opt = _adam(self.ac.actor.parameters(), cfg, "actor")
         self.critic_opt = _adam(self.ac.critic.parameters(), cfg, "critic")
-        self.dtype = _DTYPES[cfg["precision"]]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg["precision"] == "fp16")
+        precision = cfg["precision"]
+        if precision == "auto":  # the references' fp16 mixed precision where it exists: on CUDA
+            precision = "fp16" if self.device.type == "cuda" else "fp32"
+        self.dtype = _DTYPES[precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
         if cfg["compile"]:  # the per-step functions dominate; compiling them fuses the small ops
             self.wm.rssm.obs_step = torch.compile(self.wm.rssm.obs_step)
             self.wm.rssm.img_step = torch.compile(self.wm.rssm.img_step)

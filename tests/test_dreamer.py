@@ -60,7 +60,8 @@ def test_default_config_is_json_and_valid(backbone, preset, suite):
     agent = config["agent"]
     dreamer.check_config(backbone, agent)
     assert agent["version"] == ("dreamerv2" if backbone == "dreamerv2" else "dreamerv3-2023")
-    assert set(config["run"]) == {"train_ratio", "prefill", "pretrain", "replay_capacity"}
+    assert set(config["run"]) <= {"train_ratio", "prefill", "pretrain", "replay_capacity", "envs"}
+    assert {"train_ratio", "prefill", "pretrain", "replay_capacity"} <= set(config["run"])
     weights = agent["balancer"]["weights"]
     if backbone == "dreamerv3":
         assert (
@@ -252,3 +253,11 @@ def test_bad_spaces_raise_value_error():
             config,
             "cpu",
         )
+
+
+@pytest.mark.parametrize("backbone", ["dreamerv2", "dreamerv3"])
+def test_paper_precision_is_the_references_fp16_on_cuda_and_fp32_on_a_cpu(backbone):
+    assert dreamer.default_config(backbone, "paper", "dmc")["agent"]["precision"] == "auto"
+    assert dreamer.default_config(backbone, "small", "dmc")["agent"]["precision"] == "fp32"
+    agent = make_agent(backbone, ("image",), precision="auto")
+    assert agent.dtype == torch.float32 and not agent.scaler.is_enabled()
