@@ -216,8 +216,9 @@ def _dreamerv3(suite: str) -> dict[str, Any]:
             "gru_bias": False,  # DV3 nets.py RSSM._gru: Linear with norm, no bias
             "returns": "dv3",  # DV3 agent.py VFunction.score: r(s_t+1), the critic baseline not stopped
             "eval_policy": "sample",  # DV3 agent.py policy: eval samples the actor, as train does
-            # NM512 dreamerv3-torch starts every batch from the initial state (DV3 @8fa35f8 carries its state)
-            "carry_state": False,
+            # DV3 @8fa35f8 embodied/run/train.py carries the last posterior from one update into the next
+            # (NM512's dreamerv3-torch starts every batch from the initial state: carry_state=false)
+            "carry_state": True,
             "deter": 512,  # DV3 size S (dmc_vision/atari100k): deter 512, units 512, cnn_depth 32, layers 2
             "hidden": 512,
             "unimix": 0.01,  # DV3 rssm.unimix 0.01
