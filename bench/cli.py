@@ -61,6 +61,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="", help="SLURM profile YAML (with --executor slurm)")
     p.add_argument("--results", default="results", help="results directory (default ./results)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print each planned run's resolved config as YAML, write nothing",
+    )
 
 
 def _specs(args: argparse.Namespace) -> list[RunSpec]:
@@ -84,24 +89,53 @@ def _specs(args: argparse.Namespace) -> list[RunSpec]:
     return specs
 
 
-def _resolve_all(specs: list[RunSpec]) -> dict[RunSpec, dict[str, Any]]:
-    """Resolve and check every config (suite env options, agent values) before anything is written."""
+def _resolve_all(specs: list[RunSpec], skip_incompatible: bool) -> dict[RunSpec, dict[str, Any]]:
+    """Resolve and check every config (suite env options, agent values) before anything is written.
+
+    An agent that cannot read the suite's observations or act in its action space (TD-MPC on Atari's
+    discrete actions, DreamerPro on state-only gym) is refused; with ``--agents all`` (``skip_incompatible``)
+    its runs are left out instead, one line per agent and reason. The returned dict holds the kept runs.
+    """
     configs: dict[RunSpec, dict[str, Any]] = {}
-    checked: set[tuple[str, str, Any]] = set()
+    verdicts: dict[tuple[str, str, Any], str | None] = {}  # (agent, task, overrides) -> reason to skip
+    discrete: dict[str, bool] = {}
+    skipped: dict[tuple[str, str], list[str]] = defaultdict(list)  # (agent, reason) -> tasks
     for spec in specs:
         config = spec.resolve()
         key = (spec.agent, spec.task, spec.overrides)
-        if key not in checked:
-            checked.add(key)
+        if key not in verdicts:
+            suite = suites.get(spec.suite)
             try:
-                suites.get(spec.suite).check_config(spec.task, config["env"])
-                agents.check_config(spec.agent, config["agent"])
-                agents.check_observations(spec.agent, suites.observation_keys(config["env"]), config["agent"])
+                suite.check_config(spec.task, config["env"])
+                agents.check_config(spec.agent, config["agent"], spec.suite)
             except ValueError as error:
                 raise cfg.ConfigError(str(error).splitlines()[0]) from None
             if config["run"]["steps"] <= 0 or config["run"]["eval_every"] <= 0:
                 raise cfg.ConfigError("run.steps and run.eval_every must be positive")
-        configs[spec] = config
+            if spec.task not in discrete:
+                discrete[spec.task] = suite.discrete_actions(spec.task)
+            try:
+                keys = suites.observation_keys(config["env"])
+                agents.check_observations(spec.agent, keys, config["agent"], spec.suite)
+                agents.check_actions(spec.agent, discrete[spec.task], spec.suite)
+                verdicts[key] = None
+            except ValueError as error:
+                reason = str(error).splitlines()[0]
+                if not skip_incompatible:
+                    raise cfg.ConfigError(f"{spec.agent} on {spec.suite}/{spec.task}: {reason}") from None
+                verdicts[key] = reason
+                skipped[(spec.agent, reason)].append(spec.task)
+        if verdicts[key] is None:
+            configs[spec] = config
+    planned = {spec.task for spec in specs}
+    for (agent, reason), tasks in skipped.items():
+        unique = list(dict.fromkeys(tasks))
+        where = (
+            f"all {len(unique)} tasks" if set(unique) == planned and len(unique) > 3 else ", ".join(unique)
+        )
+        print(f"skipped {agent} on {specs[0].suite} ({where}): {reason}", file=sys.stderr)
+    if not configs:
+        raise cfg.ConfigError("no agent given can run on these tasks (see the skipped lines above)")
     return configs
 
 
@@ -128,7 +162,11 @@ def cmd_run(args: argparse.Namespace, plan_only: bool = False) -> int:
     specs = _specs(args)
     suite = suites.get(args.suite)
     suite.check_available()
-    configs = _resolve_all(specs)
+    configs = _resolve_all(specs, skip_incompatible=args.agents == "all")
+    specs = [spec for spec in specs if spec in configs]
+    if args.print_config:
+        _print_configs(specs, configs)
+        return 0
     if any(config["log"]["wandb"] for config in configs.values()):
         from bench import wandb_sink
 
@@ -149,7 +187,11 @@ def cmd_run(args: argparse.Namespace, plan_only: bool = False) -> int:
         from bench import slurm
 
         todo = [s for s in specs if statuses[s]["state"] != "done"]
-        print(slurm.estimate_hours(todo, configs, profile))
+        print(
+            slurm.estimate_hours(
+                todo, configs, profile, ms_per_update=_update_ms(todo, configs, profile, args.measure)
+            )
+        )
         return 0
     if args.dry_run:
         _print_plan(specs, statuses, configs, full=True)
@@ -201,6 +243,54 @@ def cmd_run(args: argparse.Namespace, plan_only: bool = False) -> int:
             error = store.read_status(Path(run_dir)).get("error")
             print(f"  failed: {Path(run_dir).relative_to(results)}: {error}")
     return 1 if counts.get("failed") else 0
+
+
+def _print_configs(specs: list[RunSpec], configs: dict[RunSpec, dict[str, Any]]) -> None:
+    """Every planned run's resolved config, one YAML document each (the run id in a comment)."""
+    import yaml
+
+    for spec in specs:
+        print(f"--- # {spec.run_id}")
+        print(yaml.safe_dump(configs[spec], sort_keys=False, default_flow_style=False), end="")
+
+
+def _update_ms(
+    specs: list[RunSpec], configs: dict[RunSpec, dict[str, Any]], profile: Any, measure: bool
+) -> dict[str, float]:
+    """Milliseconds per update by agent for the estimate: timed here with ``--measure``, else the shipped
+    measurement of the profile's device kind (a GPU when its jobs get one)."""
+    from bench import speed
+
+    if measure:
+        measured = {}
+        for spec in specs:
+            if spec.agent not in measured:
+                discrete = suites.get(spec.suite).discrete_actions(spec.task)
+                measured[spec.agent] = speed.measure(spec.agent, configs[spec], discrete, spec.suite)
+                print(f"measured {spec.agent}: {measured[spec.agent]:.0f} ms per update on this machine")
+        return measured
+    measurements = speed.shipped()
+    wanted = "cuda" if profile and profile.gpus_per_job else "cpu"
+    device = wanted if wanted in measurements else "cpu"
+    record = measurements[device]
+    print(
+        f"update times: the {device} measurement shipped with harmonybench ({record['hardware']}, "
+        f"{record['preset']} preset, {record['measured']}); --measure times them here"
+    )
+    if device != wanted:
+        print(
+            "  no GPU measurement is shipped, so these CPU times overstate a GPU job: run `bench plan --measure`"
+            " on a GPU node or set seconds_per_step in the profile"
+        )
+    table, out = record["ms_per_update"], {}
+    for spec in specs:  # the table is keyed by what a name means on the suite: <backbone>+<balancer>
+        entry = agents.resolve(spec.agent, spec.suite)
+        fixed = f"{entry.backbone}+fixed"
+        if spec.agent not in out and (entry.pair in table or fixed in table):
+            out[spec.agent] = table.get(entry.pair, table.get(fixed))
+            if entry.pair not in table:
+                print(f"  {entry.pair} was not measured: {spec.agent} uses {fixed}'s time")
+    return out
 
 
 def _prepare(spec: RunSpec, results: Path, config: dict[str, Any]) -> Path:
@@ -489,6 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(sweep)
     plan = sub.add_parser("plan", help="what `run` would do, with the estimated compute")
     _add_run_args(plan)
+    plan.add_argument(
+        "--measure",
+        action="store_true",
+        help="time a few updates of each planned agent on this machine instead of the shipped measurements",
+    )
 
     status = sub.add_parser("status", help="runs per suite/agent: done, running, failed, pending, progress")
     status.add_argument("--results", default="results")
@@ -509,7 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
         "results", nargs="?", default=None, help="results directory (optional with --published)"
     )
     report.add_argument(
-        "--published", action="append", default=[], metavar="FILE", help="published score file"
+        "--published",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="published score files (one or more; the flag may repeat)",
     )
     report.add_argument("--agents", default=None, help="comma-separated agents to include")
     report.add_argument("--out", required=True, help="output directory for figures and report")

@@ -80,7 +80,7 @@ def parse_value(text: str) -> Any:
         return lowered == "true"
     if text.startswith("[") and text.endswith("]"):
         inner = text[1:-1].strip()
-        return [parse_value(item) for item in inner.split(",")] if inner else []
+        return [parse_value(item) for item in split_items(inner)] if inner else []
     try:
         return int(text)
     except ValueError:
@@ -170,10 +170,22 @@ def parse_assignment(text: str, flag: str = "--set") -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def split_items(text: str) -> list[str]:
+    """Split at the commas outside brackets: ``[obs,reward],[obs]`` -> ``["[obs,reward]", "[obs]"]``."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [*items, text[start:]]
+
+
 def parse_sweep(text: str) -> tuple[str, list[Any]]:
-    """``agent.balancer.weights.reward=1,10,100`` -> (key, [1, 10, 100])."""
+    """``agent.balancer.weights.reward=1,10,100`` -> (key, [1, 10, 100]); list values keep their commas:
+    ``env.vary=[bg],[bg,floor]`` -> (key, [["bg"], ["bg", "floor"]])."""
     key, values = parse_assignment(text, "--sweep")
-    items = [v.strip() for v in values.split(",")]
+    items = [v.strip() for v in split_items(values)]
     if len(items) < 2 or any(not v for v in items):
         raise ConfigError(f"--sweep '{text}': expected dotted.key=v1,v2[,...] with at least two values")
     return key, [parse_value(v) for v in items]

@@ -11,17 +11,17 @@ backbone with fixed weights.
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 import agents
+from bench import speed
 
 
 @dataclass
@@ -44,54 +44,22 @@ ROWS = [
     Row("dreamerpro", "dreamerpro", "dmc"),  # PRO DMC: batch 50x51, deter 200
     Row("tdmpc", "tdmpc", "metaworld"),  # the paper compares TD-MPC on visual Meta-world; + planning call
 ]
-SPEED_FILE = Path(__file__).resolve().parent / "results" / "update_speed.json"  # read by `bench plan`
-
-
-def spaces(image: int, actions: int) -> tuple[gym.spaces.Dict, gym.spaces.Box]:
-    obs = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (image, image, 3), np.uint8)})
-    return obs, gym.spaces.Box(-1.0, 1.0, (actions,), np.float32)
-
-
-def random_batch(batch: int, length: int, image: int, actions: int, rng: np.random.Generator) -> dict:
-    is_first = np.zeros((batch, length), bool)
-    is_first[:, 0] = True
-    return {
-        "image": rng.integers(0, 256, (batch, length, image, image, 3), dtype=np.uint8),
-        "action": rng.uniform(-1, 1, (batch, length, actions)).astype(np.float32),
-        "reward": rng.normal(size=(batch, length)).astype(np.float32),
-        "is_first": is_first,
-        "is_last": np.zeros((batch, length), bool),
-        "is_terminal": np.zeros((batch, length), bool),
-    }
 
 
 def time_row(
     row: Row, preset: str, warmup: int, repeats: int, device: torch.device, precision: str
 ) -> tuple[float, float, float]:
-    """(wall ms, process CPU ms) per update, and wall ms per planning call for planning agents (else NaN).
-    CPU time stays meaningful on a shared, loaded machine."""
+    """(wall ms, process CPU ms) per update, and wall ms per planning call for planning agents (else NaN)."""
     config = agents.default_config(row.agent, preset, row.suite)["agent"]
     if "precision" in config:  # TD-MPC runs in fp32 only
         config["precision"] = precision
     config["balancer"].update(row.balancer)
-    obs_space, act_space = spaces(64, 6)  # cheetah_run: 6 action dims
-    agent = agents.make(row.agent, obs_space, act_space, config, device)
-    rng = np.random.default_rng(0)
-    batches = [
-        random_batch(agent.batch_size, agent.batch_length, 64, 6, rng) for _ in range(warmup + repeats)
-    ]
-    for batch in batches[:warmup]:
-        agent.train(batch)
-    start, cpu = time.perf_counter(), time.process_time()
-    for batch in batches[warmup:]:
-        agent.train(batch)  # returns python floats: the update has finished on the device
-    wall, cpu_ms = (
-        (time.perf_counter() - start) / repeats * 1000,
-        (time.process_time() - cpu) / repeats * 1000,
-    )
+    obs_space, act_space = speed.synthetic_spaces(["image"], 64, 0, 6, discrete=False)  # cheetah_run: 6 dims
+    agent = agents.make(row.agent, obs_space, act_space, config, device, row.suite)
+    wall, cpu_ms = speed.time_updates(agent, obs_space, act_space, warmup, repeats)
     plan_ms = float("nan")
     if row.agent == "tdmpc":  # the policy plans: one call per env step
-        obs = {"image": batches[0]["image"][:1, 0]}
+        obs = {"image": np.zeros((1, 64, 64, 3), np.uint8)}
         agent.policy(obs, None, "eval")
         start = time.perf_counter()
         for _ in range(repeats):
@@ -113,11 +81,15 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
-        "--save", action="store_true", help=f"write ms per update to {SPEED_FILE} for `bench plan`"
+        "--save",
+        action="store_true",
+        help=f"record ms per update and this hardware in {speed.SPEED_FILE} (shipped; read by `bench plan`)",
     )
     args = parser.parse_args()
     preset = args.preset or ("small" if args.quick else "paper")
     repeats = 2 if args.quick else args.repeats
+    if args.save and preset != "paper":
+        parser.error("--save records the paper preset only (what `bench plan` estimates from)")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -135,10 +107,11 @@ def main() -> None:
     for row in rows:
         config = agents.default_config(row.agent, preset, row.suite)["agent"]
         ms, cpu_ms, plan_ms = time_row(row, preset, args.warmup, repeats, device, args.precision)
-        measured.setdefault(row.agent, ms)  # nashmtl: the first row, at its default update_every 1
-        # overhead ratios from CPU time on a CPU (robust to other load on a shared machine); on a GPU the
-        # host mostly waits, so wall time is the cost
+        # The cost of an update, for the overhead ratios and for `bench plan` (--save): CPU time on a CPU
+        # (robust to other load on a shared machine); on a GPU the host mostly waits, so wall time
         times[row.label] = cpu_ms if device.type == "cpu" else ms
+        # keyed <backbone>+<balancer>, what a name means on a suite; nashmtl: the first row, update_every 1
+        measured.setdefault(agents.resolve(row.agent, row.suite).pair, times[row.label])
         ratio = f"{times[row.label] / times[row.baseline]:.2f}x" if row.baseline in times else ""
         # TD-MPC: horizon + 1 steps for the losses and k - 1 before them for the first frame stack
         length = config.get("batch_length", config.get("horizon", 0) + config.get("frame_stack", 1))
@@ -149,15 +122,20 @@ def main() -> None:
             flush=True,
         )
     if args.save:
-        SPEED_FILE.parent.mkdir(parents=True, exist_ok=True)
         record = {
-            "ms_per_update": measured,
-            "device": str(device),
+            "hardware": speed.hardware(str(device)),
+            "torch": torch.__version__,
             "preset": preset,
             "precision": args.precision,
+            "threads": torch.get_num_threads(),
+            "time": "process CPU time" if device.type == "cpu" else "wall time",
+            "load_average": round(os.getloadavg()[0], 1),
+            "measured": time.strftime("%Y-%m-%d"),
+            "command": "benchmarks/update_speed.py " + " ".join(sys.argv[1:]),
+            "ms_per_update": measured,
         }
-        SPEED_FILE.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"saved: {SPEED_FILE}")
+        speed.save(str(device), record)
+        print(f"saved: {speed.SPEED_FILE}")
 
 
 if __name__ == "__main__":
