@@ -72,8 +72,10 @@ def prepare(spec: RunSpec, results: Path, config: dict[str, Any]) -> Path:
         host=socket.gethostname(),
         created=time.time(),
     )
-    store.atomic_write_json(run_dir / "spec.json", record)
-    store.update_status(run_dir, state="pending", step=0, budget=config["run"]["steps"])
+    # exclusive: of two commands preparing the run at once, only one writes it (the other's "pending"
+    # status must not overwrite the status of a run the first has started meanwhile)
+    if store.atomic_create_json(run_dir / "spec.json", record):
+        store.update_status(run_dir, state="pending", step=0, budget=config["run"]["steps"])
     return run_dir
 
 

@@ -27,7 +27,9 @@ from bench.config import ConfigError
 MARKER = ".harmonybench"  # marks a directory as a results root
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write ``path`` whole or not at all. ``exclusive``: only if it does not exist yet (a hard link fails
+    on an existing name, atomically, also on NFS); returns whether this call wrote it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -35,14 +37,32 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def atomic_create_json(path: Path, obj: Any) -> bool:
+    """Write ``path`` as JSON unless it exists (two writers: exactly one wins); returns whether this did."""
+    return atomic_write_bytes(path, _json_bytes(obj), exclusive=True)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode()
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_bytes(path, _json_bytes(obj))
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:  # pandas loads lazily: `status` is fast
@@ -96,9 +116,12 @@ def check_results_root(root: Path) -> None:
 
 def init_results_root(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    marker = root / MARKER
-    if not marker.exists():
-        atomic_write_bytes(marker, b"harmonybench results root\n")
+    try:  # created in place, not renamed from a temporary: another command checking the root meanwhile
+        fd = os.open(root / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # sees no stray file
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(b"harmonybench results root\n")
 
 
 def iter_run_dirs(root: Path) -> Iterator[Path]:
