@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 KIND_TITLES = {"loss": "loss", "weight": "balancer weight", "weighted": "weight x loss"}
 METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
@@ -70,9 +71,28 @@ def sample_efficiency(
         ax.plot(rows["step"], rows["estimate"], marker="o", ms=3, color=colors[label], label=label)
         ax.fill_between(rows["step"], rows["lower"], rows["upper"], color=colors[label], alpha=0.2)
     ax.set_xlabel("env frames")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 400k, 1M: env frame counts read at a glance
     ax.set_ylabel(f"{METRIC_TITLES.get(metric, metric)} {score_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def task_curve(table: pd.DataFrame, task: str, score_name: str = "score") -> plt.Figure:
+    """One task's learning curves (mean over runs, CI band), one line per label; table as learning_curves'."""
+    fig, ax = plt.subplots(figsize=(4.6, 2.9))
+    colors = _palette(table["label"])
+    for label, rows in table[table["task"] == task].groupby("label"):
+        ax.plot(rows["step"], rows["estimate"], color=colors[label], label=label, lw=1.3)
+        ax.fill_between(rows["step"], rows["lower"], rows["upper"], color=colors[label], alpha=0.2)
+    ax.set_title(task, fontsize=10)
+    ax.set_xlabel("env frames", fontsize=9)
+    ax.set_ylabel(score_name, fontsize=9)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -313,7 +313,10 @@ def _analyse_suite(suite, rows, score_name, percent, train, baseline, fig_dir, r
         detail_notes.append("No train.parquet losses or weights for this suite: no loss-scale diagnostic.")
     task_figures = {
         str(task): plots.save(
-            plots.learning_curves(_scaled(table, scale), unit), fig_dir / "tasks", f"{suite}_{task}", ("png",)
+            plots.task_curve(_scaled(table, scale), str(task), unit),
+            fig_dir / "tasks",
+            f"{suite}_{task}",
+            ("png",),
         )[0]
         for task, table in task_curves.groupby("task", sort=True)
     }
@@ -374,6 +377,8 @@ def _final_point_from_aggregates(curves, blocks, final, aggregates) -> pd.DataFr
     iqm = aggregates[aggregates["metric"] == "iqm"].set_index("label")
     curves = curves.copy()
     for label, label_blocks in blocks.items():
+        if not label_blocks:  # no step at which every task has a run: no curve
+            continue
         steps, sample = label_blocks[-1]
         if _same_runs(Scores.from_tasks(_by_task(sample, -1)), final[label]):
             at = (curves["label"] == label) & (curves["step"] == steps[-1])
@@ -563,6 +568,9 @@ def _write(out_dir: Path, inputs, left_out, sections: list[SuiteReport], images,
     )
     md = ["# harmonybench report", "", lede]
     body = ["<h1>harmonybench report</h1>", f"<p class='lede'>{html.escape(lede)}</p>"]
+    if len(sections) > 1:
+        links = " · ".join(f"<a href='#{html.escape(s.suite)}'>{html.escape(s.suite)}</a>" for s in sections)
+        body.append(f"<nav class='lede'>Suites: {links}</nav>")
     for s in sections:
         md += _suite_md(s, out_dir, images, reps)
         body.append(_suite_html(s, images, reps))
@@ -642,7 +650,7 @@ def _suite_html(s: SuiteReport, images, reps: int) -> str:
         brief = " · ".join(f"{r[0]} {r[1].split(' [')[0]}" for r in rows)
         inner = [_html_table(head, rows)]
         if task in s.task_figures:
-            inner.append(_figure(s.task_figures[task], f"{task}: mean over runs, 95% CI"))
+            inner.append(_figure(s.task_figures[task], f"{task}: mean over runs, 95% CI", css="curve"))
         for (suite, image_task, label), path in images.items():
             if suite == s.suite and image_task == task:
                 inner.append(_figure(path, f"{label}: {path.name}"))
@@ -667,5 +675,5 @@ STYLE = (
     "details{margin:.3em 0;border:1px solid #e3e3e3;border-radius:4px;padding:.3em .6em}"
     "summary{cursor:pointer}summary h2{display:inline;font-size:1.1em}"
     "details.task summary span{color:#555;font-size:.9em;margin-left:.5em}"
-    "details.task img{max-width:420px}"
+    "details.task figure.curve img{max-width:420px}"  # extra images (imagination strips) keep full width
 )
