@@ -34,7 +34,6 @@ class TrainedRun:
     spec: dict[str, Any]
     agent: Any
     env: Any
-    agent_step: int
 
     @property
     def name(self) -> str:
@@ -74,16 +73,18 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
         raise ValueError(f"damaged checkpoint {path}: no agent step counter") from None
     # The loop's evaluate seeds its eval env with seed + offset + the agent step at that time.
     seed = int(spec["seed"]) + config["run"]["eval_seed_offset"] + agent_step
+    torch.manual_seed(seed)  # a planner (TD-MPC) samples even in eval mode: the same video every time
     env = suite.make(spec["task"], seed, config["env"], "eval")
+    agent_config = dict(config["agent"])
+    if agent_config.get("compile"):  # a few hundred CPU steps: compiling would cost more than it saves
+        agent_config["compile"] = False
     try:
-        agent = agents.make(
-            spec["agent"], env.obs_space, env.act_space, config["agent"], device, spec["suite"]
-        )
+        agent = agents.make(spec["agent"], env.obs_space, env.act_space, agent_config, device, spec["suite"])
         agent.load_state_dict(state["agent"])
     except (KeyError, RuntimeError) as error:  # weights of another shape or another agent
         env.close()
         raise ValueError(f"damaged checkpoint {path}: {str(error).splitlines()[0]}") from None
-    return TrainedRun(run_dir, spec, agent, env, agent_step)
+    return TrainedRun(run_dir, spec, agent, env)
 
 
 def record_episode(run: TrainedRun) -> dict[str, np.ndarray]:
@@ -184,8 +185,8 @@ def imagination_strip(run_dir: str | Path, out: Path, context: int = 5, horizon:
 def report_strips(
     results: str | Path, out: Path, wanted: list[str] | None = None
 ) -> dict[tuple[str, str, str], Path]:
-    """One imagination strip per (suite, task, variant) under ``results``, from its lowest seed that has a
-    checkpoint, written under ``out``; ``wanted`` keeps the variants or agents it names. A run that cannot be
+    """One imagination strip per (suite, task, variant) under ``results``, from the first of its seeds (in
+    name order) that has a checkpoint, written under ``out``; ``wanted`` keeps the variants or agents it names. A run that cannot be
     loaded is passed over with a warning line. Keys as ``bench report`` labels its agents."""
     results = Path(results)
     if not results.is_dir():

@@ -106,8 +106,9 @@ def test_render_run_writes_the_eval_episode_with_its_return(runs, tmp_path, caps
     code, out, err = _cli(capsys, "render", "--run", str(runs["dreamerv3"]), "--out", str(tmp_path / "ep"))
     assert code == 0, err
     assert "eval return" in out and float(out.split("eval return ")[1].split()[0]) > 0
-    gif = imageio.mimread(tmp_path / "ep.gif")
-    assert len(gif) == len(imageio.mimread(tmp_path / "ep.mp4")) == EPISODE_STEPS
+    assert len(imageio.mimread(tmp_path / "ep.mp4")) == EPISODE_STEPS
+    gif = imageio.mimread(tmp_path / "ep.gif")  # pillow merges identical consecutive frames into one
+    assert EPISODE_STEPS // 2 < len(gif) <= EPISODE_STEPS
     assert gif[0][:16].max() > 200  # the caption bar carries text
 
 
