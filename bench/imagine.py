@@ -117,7 +117,9 @@ def imagine(
             episode = record_episode(run)
             length = len(episode["reward"])
             if length <= context:
-                raise ValueError(f"the episode has {length} steps, not more than context={context}")
+                raise ValueError(
+                    f"context={context} is too long for a {length}-step episode; valid: 1..{length - 1}"
+                )
             steps = min(length, context + horizon)
             if steps < context + horizon:
                 print(f"episode {index}: {length} steps, so the open loop has {steps - context} of {horizon}")
@@ -141,7 +143,9 @@ def render_run(run_dir: str | Path, out: str | Path = "episode") -> list[Path]:
     run = load_trained(run_dir)
     try:
         if "image" not in run.env.obs_space.spaces:
-            raise ValueError(f"{run.dir}: the run's env has no image observations (env.obs={_obs(run)!r})")
+            raise ValueError(
+                f"{run.dir}: the run's env has no images (env.obs={_obs(run)!r}); valid: env.obs image or both"
+            )
         episode = record_episode(run)
     finally:
         run.close()
