@@ -206,7 +206,7 @@ def test_plan_estimates_from_the_shipped_update_times(tmp_path):
     shipped = speed.shipped()
     for record in shipped.values():  # measured at the paper preset, keyed <backbone>+<balancer>
         assert record["hardware"] and record["preset"] == "paper"
-        assert {"dreamerv2+fixed", "dreamerv3+fixed"} <= record["ms_per_update"].keys()
+        assert {f"{backbone}+fixed" for backbone in agents.BACKBONES} <= record["ms_per_update"].keys()
         for pair, ms in record["ms_per_update"].items():
             assert ms > 0 and agents.resolve(pair).pair == pair
     # harmonydream on atari100k is dreamerv3+harmony, which has no row of its own: dreamerv3's time stands in
