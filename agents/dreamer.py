@@ -284,6 +284,11 @@ class ActorCritic(nn.Module):
         }
         return actor_loss, critic_loss, metrics
 
+    @property
+    def actor_grad(self) -> str:
+        """How the actor learns here: backprop through the dynamics, reinforce, or both mixed."""
+        return self.cfg["actor_grad_disc"] if self.discrete else self.cfg["actor_grad_cont"]
+
     def _decode(self, critic_out: torch.Tensor) -> torch.Tensor:
         return (
             self.twohot.decode(critic_out)
@@ -309,12 +314,12 @@ class ActorCritic(nn.Module):
         steps = len(ret) if tf else len(ret) - 1  # the actor trains at z_0..z_steps-1
         target, baseline = (ret, fast[:steps]) if tf else (ret[1:], value[:steps])
         dist = self.dist(outs[:steps])
-        backprop = (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "backprop"
+        backprop = self.actor_grad == "backprop"
         if backprop:
             objective = target
         else:
             objective = dist.log_prob(actions[:steps].detach()) * (target - baseline).detach()
-            if (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "both":
+            if self.actor_grad == "both":
                 # DV2 agent.py actor_grad both: mix * dynamics + (1 - mix) * reinforce
                 objective = cfg["actor_grad_mix"] * target + (1 - cfg["actor_grad_mix"]) * objective
         entropy = dist.entropy()
@@ -336,7 +341,7 @@ class ActorCritic(nn.Module):
         scale = self.retnorm.update(ret) if cfg["return_norm"] == "perc_ema" else ret.new_ones(())
         adv = (ret - value[:-1]) / scale
         dist = self.dist(outs)
-        if (cfg["actor_grad_disc"] if self.discrete else cfg["actor_grad_cont"]) == "backprop":
+        if self.actor_grad == "backprop":
             actor_loss = -adv
         else:
             actor_loss = -dist.log_prob(actions.detach()) * adv.detach()

@@ -29,6 +29,7 @@ ACTIONS = 2  # continuous: a Box in [-1, 1]
 DISCRETE_ACTIONS = 3  # discrete: one-hot actions, as the replay stores them
 # Shrunk sizes for every case.
 TINY = {
+    "precision": "fp32",  # the reference ran in fp32 on the CPU
     "batch_size": 3,
     "batch_length": 6,
     "deter": 32,
