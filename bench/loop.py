@@ -3,9 +3,19 @@
 Counting: ``agent_step`` counts policy steps; env frames = agent_step x action repeat. The budget and the
 eval schedule are in env frames (the unit the protocols speak in); every row records both.
 
-Resume: a checkpoint holds the agent (nets, optimizers, balancer), the replay buffer, every RNG and the
-counters. Rows written after the last checkpoint are dropped on resume and produced again, so eval.parquet
-stays strictly increasing in step with no duplicates, and the run ends exactly at its budget.
+Envs: ``run.envs`` envs step together (bench/vec_env.py), one batched policy call for all of them; each
+feeds its own replay stream, and a loop iteration adds ``envs`` policy steps (the train ratio counts them
+all). Evaluation plays its episodes on up to ``envs`` envs at once.
+
+One iteration of ``_train_loop``: the Collector acts and fills the replay, the Updater trains as the train
+ratio allows, the Loggers write rows; evaluation, checkpoints and the preemption check sit around them.
+
+Resume: a checkpoint holds the agent (nets, optimizers, balancer), the replay buffer, every RNG, the
+counters, the policy's recurrent state and how many resets each env has made. Resumed envs redo their
+resets and the actions of their current episode (read from the replay), so a simulator that draws its
+randomness at resets continues exactly; a resumed run then produces the same rows as an uninterrupted one.
+Rows written after the last checkpoint are dropped on resume and produced again, so eval.parquet stays
+strictly increasing in step with no duplicates, and the run ends exactly at its budget.
 """
 
 from __future__ import annotations
@@ -32,10 +42,10 @@ import pandas as pd
 import torch
 
 import agents
-import suites
 from bench import store
 from bench.progress import Progress
 from bench.replay import Replay
+from bench.vec_env import make_vec_env
 
 CHECKPOINT = "state.pt"
 
@@ -69,8 +79,8 @@ def _set_rng_state(state: dict[str, Any], np_rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _batch_obs(obs: dict[str, Any], keys: list[str]) -> dict[str, np.ndarray]:
-    return {key: np.asarray(obs[key])[None] for key in keys}
+def _batch_obs(observations: list[dict[str, Any]], keys: list[str]) -> dict[str, np.ndarray]:
+    return {key: np.stack([np.asarray(obs[key]) for obs in observations]) for key in keys}
 
 
 def _random_action(space: Any, rng: np.random.Generator) -> np.ndarray:
@@ -120,29 +130,75 @@ class Run:
         random.seed(self.seed)
         torch.manual_seed(self.seed)
         self.np_rng = np.random.default_rng(self.seed)
-        self.suite = suites.get(self.spec["suite"])
         self.counters = {"agent_step": 0, "updates": 0, "episodes": 0, "train_debt": 0.0, "next_eval": 0}
+        self.counters["pretrained"] = False  # the pretrain burst is done
+        self.counters["eval_seed"] = -1  # of the eval envs, fixed when they are first made
+        self.counters["eval_resets"] = []  # each eval env's resets so far
         self.eval_rows: list[dict[str, Any]] = []
         self.train_rows: list[dict[str, Any]] = []
-        env = self._make_env("train", self.seed)
-        self.env = env
-        self.repeat = env.action_repeat
-        self.obs_keys = list(env.obs_space.spaces)
-        self.agent = agents.make(
-            self.spec["agent"], env.obs_space, env.act_space, config["agent"], self.device
-        )
-        self.per = getattr(self.agent, "prioritized", None)  # (alpha, beta): the agent asks for PER
-        self.replay = Replay(self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"], per=self.per)
-        self.eval_env: Any = None
+        self.num_envs = self.cfg_run["envs"]
+        self.envs = self._make_envs("train", self.seed, self.num_envs)
+        self.repeat = self.envs.action_repeat
+        self.eval_envs: Any = None
+        self.obs: list[dict[str, Any]] | None = None  # each env's current observation; None: reset them
+        self.policy_state: Any = None  # the train-mode policy's recurrent state over the envs
         self.lease: store.HeldLease | None = None  # set by train(): the run's owner writes, no one else
-        self.resumed = self._load_checkpoint()
-        if self.resumed:
-            # A fresh episode after a resume: reseed so it does not replay the run's first episodes.
-            self.env.close()
-            self.env = self._make_env("train", self.seed + 7919 * self.counters["agent_step"])
+        try:  # the env workers stop with the run, also when it cannot start
+            self._check_schedule()
+            self.obs_keys = list(self.envs.obs_space.spaces)
+            self.agent = agents.make(
+                self.spec["agent"],
+                self.envs.obs_space,
+                self.envs.act_space,
+                config["agent"],
+                self.device,
+                self.spec["suite"],
+            )
+            self.per = self.agent.prioritized  # (alpha, beta): the agent asks for PER
+            self.replay = Replay(
+                self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"], self.per, self.num_envs
+            )
+            self.resumed = self._load_checkpoint()
+        except BaseException:
+            self.close()
+            raise
 
-    def _make_env(self, mode: str, seed: int) -> Any:
-        return self.suite.make(self.spec["task"], seed, self.config["env"], mode)
+    def _check_schedule(self) -> None:
+        """With several envs a loop iteration is envs x action repeat frames: the budget and the eval
+        interval must be whole iterations, so the run ends at its budget and evaluates on schedule."""
+        frames = self.num_envs * self.repeat
+        steps, every = self.cfg_run["steps"], self.cfg_run["eval_every"]
+        if self.num_envs > 1 and (steps % frames or every % frames):
+            raise ValueError(
+                f"run.steps={steps} and run.eval_every={every} must be multiples of run.envs x action repeat "
+                f"= {frames} frames"
+            )
+
+    def _make_envs(self, mode: str, seed: int, count: int) -> Any:
+        spec = self.spec
+        timeout = self.cfg_run["env_timeout_s"]
+        return make_vec_env(spec["suite"], spec["task"], seed, self.config["env"], mode, count, timeout)
+
+    def _restore_envs(self, saved: dict[str, Any] | None) -> None:
+        """Put the training envs where the checkpoint left them (see the module docstring). A checkpoint
+        without env state, or an episode longer than its replay stream, starts new episodes instead, from
+        seeds of their own so that they do not replay the run's first episodes."""
+        episodes = [self.replay.current_episode(stream) for stream in range(self.num_envs)]
+        if saved is None or any(episode is None for episode in episodes):
+            self.envs.close()
+            self.envs = self._make_envs(
+                "train", self.seed + 7919 * self.counters["agent_step"], self.num_envs
+            )
+            return
+        self.obs = self.envs.restore(saved["resets"], [episode["action"][1:] for episode in episodes])
+        for index, (obs, episode) in enumerate(zip(self.obs, episodes)):
+            if not all(np.array_equal(obs[key], episode[key][-1]) for key in self.obs_keys):
+                print(
+                    f"[{self.spec['id']}] env {index} did not come back to its checkpointed observation (its "
+                    "simulator draws randomness outside resets): this resume is not exact",
+                    file=sys.stderr,
+                )
+        self.policy_state = saved["policy_state"]
 
     @property
     def frames(self) -> int:
@@ -166,6 +222,7 @@ class Run:
             "counters": dict(self.counters),
             "replay": _map_arrays(replay_meta, torch.from_numpy),  # tensors: loadable with weights_only
             "rng": _rng_state(self.np_rng),
+            "envs": {"resets": list(self.envs.resets), "policy_state": self.policy_state},
             "eval_rows": len(self.eval_rows),
             "train_rows": len(self.train_rows),
         }
@@ -182,7 +239,7 @@ class Run:
         state = read_checkpoint(path, self.device)
         try:
             self.agent.load_state_dict(state["agent"])
-            self.counters = state["counters"]
+            self.counters = {**self.counters, **state["counters"]}  # counters added since keep their defaults
             _set_rng_state(state["rng"], self.np_rng)
             replay = _map_arrays(state["replay"], lambda t: t.cpu().numpy(), torch.Tensor)
         except Exception as error:  # readable, but not what this run saved: one line naming the file
@@ -193,6 +250,7 @@ class Run:
             raise CheckpointError(
                 f"damaged replay files in {self._ckpt_dir() / 'replay'}: {_load_error(error)}"
             ) from None
+        self._restore_envs(state.get("envs"))
         # Rows produced after this checkpoint will be produced again: drop them.
         self.eval_rows = _read_rows(self.dir / "eval.parquet")[: state["eval_rows"]]
         self.train_rows = _read_rows(self.dir / "train.parquet")[: state["train_rows"]]
@@ -200,33 +258,39 @@ class Run:
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self) -> float:
-        if self.eval_env is None:
-            seed = self.seed + self.cfg_run["eval_seed_offset"] + self.counters["agent_step"]
-            self.eval_env = self._make_env("eval", seed)
+        """``eval_episodes`` eval-mode episodes, up to ``envs`` at once; rows to eval.parquet; mean return."""
+        episodes = self.cfg_run["eval_episodes"]
+        if self.eval_envs is None:
+            count = max(1, min(self.num_envs, episodes))
+            if self.counters["eval_seed"] < 0:
+                self.counters["eval_seed"] = (
+                    self.seed + self.cfg_run["eval_seed_offset"] + self.counters["agent_step"]
+                )
+            self.eval_envs = self._make_envs("eval", self.counters["eval_seed"], count)
+            if self.counters["eval_resets"]:  # resumed: the eval envs go on with their next episodes
+                self.eval_envs.restore(self.counters["eval_resets"], [[]] * count)
         returns = []
-        for episode in range(self.cfg_run["eval_episodes"]):
-            total, length, success = 0.0, 0, None
-            for action, obs in eval_episode(self.eval_env, self.agent, self.obs_keys):
-                if action is None:  # the reset
-                    continue
-                total += float(obs["reward"])
-                length += 1
-                if "success" in obs:
-                    success = bool(success) or bool(obs["success"])
-            self.eval_rows.append(
-                {
-                    "step": self.frames,
-                    "agent_step": self.counters["agent_step"],
-                    "episode": episode,
-                    "return": total,
-                    "success": float("nan") if success is None else float(success),
-                    "length": length,
-                }
-            )
-            returns.append(total)
+        for first in range(0, episodes, self.eval_envs.num_envs):
+            count = min(self.eval_envs.num_envs, episodes - first)
+            for offset, result in enumerate(eval_episodes(self.eval_envs, count, self.agent, self.obs_keys)):
+                self.eval_rows.append(
+                    {
+                        "step": self.frames,
+                        "agent_step": self.counters["agent_step"],
+                        "episode": first + offset,
+                    }
+                    | result
+                )
+                returns.append(result["return"])
+        self.counters["eval_resets"] = list(self.eval_envs.resets)
         self.check_lease()
         store.atomic_write_parquet(self.dir / "eval.parquet", pd.DataFrame(self.eval_rows))
         return float(np.mean(returns)) if returns else float("nan")
+
+    def close(self) -> None:
+        self.envs.close()
+        if self.eval_envs is not None:
+            self.eval_envs.close()
 
 
 def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
@@ -259,6 +323,29 @@ def _load_error(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def eval_episodes(envs: Any, count: int, agent: Any, obs_keys: list[str]) -> list[dict[str, Any]]:
+    """One eval-mode episode on each of the first ``count`` envs, stepped together (an env whose episode
+    ended waits for the others): each one's return, success (NaN where the suite has none) and length."""
+    obs = envs.reset(list(range(count)))[:count]
+    results = [{"return": 0.0, "success": None, "length": 0} for _ in range(count)]
+    live = [True] * count + [False] * (envs.num_envs - count)
+    state = None
+    while any(live):
+        actions, state = agent.policy(_batch_obs(obs, [*obs_keys, "is_first"]), state, "eval")
+        stepped, _ = envs.step(actions, active=live, autoreset=False)
+        for index, result in enumerate(results):
+            if live[index]:
+                obs[index] = now = stepped[index]
+                result["return"] += float(now["reward"])
+                result["length"] += 1
+                if "success" in now:
+                    result["success"] = bool(result["success"]) or bool(now["success"])
+                live[index] = not now["is_last"]
+    for result in results:
+        result["success"] = float("nan") if result["success"] is None else float(result["success"])
+    return results
+
+
 def eval_episode(
     env: Any, agent: Any, obs_keys: list[str]
 ) -> Iterator[tuple[np.ndarray | None, dict[str, Any]]]:
@@ -268,7 +355,7 @@ def eval_episode(
     yield None, obs
     state = None
     while not obs["is_last"]:
-        actions, state = agent.policy(_batch_obs(obs, [*obs_keys, "is_first"]), state, "eval")
+        actions, state = agent.policy(_batch_obs([obs], [*obs_keys, "is_first"]), state, "eval")
         obs = env.step(actions[0])
         yield actions[0], obs
 
@@ -361,139 +448,217 @@ def train(run_dir: str | Path, on_preempt: Any = None) -> str:
         # a preempted SLURM job keeps the run while it is requeued; everything else frees it
         lease.release(to_job=lease.job_id if state == "preempted" else None)
         if run is not None:
-            run.env.close()
-            if run.eval_env is not None:
-                run.eval_env.close()
+            run.close()
+
+
+class Collector:
+    """The training envs, the train-mode policy and the replay: ``step`` adds one step to each env's stream
+    (and the first step of a new episode where one ended)."""
+
+    def __init__(self, run: Run, seconds: dict[str, float]) -> None:
+        self.run = run
+        self.seconds = seconds  # shared: "env" and "policy" time go here
+
+    def start(self) -> None:
+        run = self.run
+        if run.obs is None:  # a new run, or a resume that starts new episodes
+            run.obs = run.envs.reset()
+            zeros = np.zeros(_action_dim(run.envs.act_space), np.float32)
+            for stream, obs in enumerate(run.obs):
+                run.replay.add(_replay_step(obs, zeros, run.obs_keys), stream)
+            run.policy_state = None
+
+    def step(self) -> None:
+        run, counters = self.run, self.run.counters
+        started = time.perf_counter()
+        if counters["agent_step"] < run.cfg_run["prefill"]:
+            actions = np.stack([_random_action(run.envs.act_space, run.np_rng) for _ in run.obs])
+        else:
+            try:
+                obs_batch = _batch_obs(run.obs, [*run.obs_keys, "is_first"])
+                actions, run.policy_state = run.agent.policy(obs_batch, run.policy_state, "train")
+            except (RuntimeError, ValueError) as error:
+                _diagnose(run, error)
+        acted = time.perf_counter()
+        outcomes, firsts = run.envs.step(actions)
+        self.seconds["policy"] += acted - started
+        self.seconds["env"] += time.perf_counter() - acted
+        counters["agent_step"] += len(outcomes)
+        for stream, (obs, first, action) in enumerate(zip(outcomes, firsts, actions)):
+            run.replay.add(_replay_step(obs, action, run.obs_keys), stream)
+            if first is not None:
+                counters["episodes"] += 1
+                run.replay.add(_replay_step(first, np.zeros_like(action), run.obs_keys), stream)
+            run.obs[stream] = obs if first is None else first
+        if all(first is not None for first in firsts):
+            run.policy_state = None  # every env starts afresh (with one env: after each episode)
+
+
+class Updater:
+    """Updates as the train ratio allows: replayed steps per policy step (summed over the envs), plus the
+    one-off ``pretrain`` burst once training starts; PER priorities go back to the replay."""
+
+    def __init__(self, run: Run, seconds: dict[str, float]) -> None:
+        self.run = run
+        self.seconds = seconds  # shared: "update" time goes here
+        self.metric_sums: dict[str, float] = defaultdict(float)
+        self.count = 0
+
+    def after_collect(self, policy_steps: int) -> None:
+        run, counters, cfg = self.run, self.run.counters, self.run.cfg_run
+        batch, length = run.agent.batch_size, run.agent.batch_length
+        if counters["agent_step"] < cfg["prefill"] or not run.replay.valid_starts(length).any():
+            return
+        if not counters["pretrained"]:  # DV2/HD/DreamerPro `pretrain`, TD-MPC's seed-step burst
+            counters["train_debt"] += cfg["pretrain"]
+            counters["pretrained"] = True
+        counters["train_debt"] += policy_steps * cfg["train_ratio"] / (batch * length)
+        while counters["train_debt"] >= 1.0:
+            counters["train_debt"] -= 1.0
+            self._update(batch, length)
+
+    def _update(self, batch: int, length: int) -> None:
+        run = self.run
+        sample = run.replay.sample(batch, length, run.np_rng)
+        started = time.perf_counter()
+        try:
+            metrics = run.agent.train(sample)
+        except (RuntimeError, ValueError) as error:
+            _diagnose(run, error)
+        priorities = run.agent.after_update(sample, metrics)
+        if priorities is not None:
+            run.replay.update_priorities(sample["start"], priorities)
+        self.seconds["update"] += time.perf_counter() - started
+        run.counters["updates"] += 1
+        _check_finite(metrics, run.frames)
+        for key, value in metrics.items():
+            self.metric_sums[key] += value
+        self.count += 1
+
+    def take_metrics(self) -> dict[str, float]:
+        """Mean metrics and ms per update since the last call."""
+        out = {key: total / self.count for key, total in self.metric_sums.items()} if self.count else {}
+        self.metric_sums.clear()
+        self.count = 0
+        return out
+
+
+class Loggers:
+    """train.parquet rows (every ``log_every`` frames), TensorBoard, the W&B sink and the progress display.
+    A row also holds ``time/<part>``: seconds spent in each part of the loop since the previous row."""
+
+    def __init__(self, run: Run, updater: Updater, seconds: dict[str, float]) -> None:
+        self.run, self.updater, self.seconds = run, updater, seconds
+        self.writer = _tensorboard(run)
+        self.sink = _wandb(run)
+        self.progress = Progress(
+            run.spec["id"], run.cfg_run["steps"], run.config["log"]["progress"], run.frames
+        )
+        self.last_frames, self.last_time = run.frames, time.monotonic()
+        self.next_row = (run.frames // run.cfg_run["log_every"] + 1) * run.cfg_run["log_every"]
+        self.last_eval = float("nan")
+        if run.eval_rows:
+            last = run.eval_rows[-1]["step"]
+            self.last_eval = float(np.mean([r["return"] for r in run.eval_rows if r["step"] == last]))
+
+    def after_step(self) -> None:
+        run = self.run
+        if run.frames >= self.next_row:
+            self.train_row()
+            self.next_row = (run.frames // run.cfg_run["log_every"] + 1) * run.cfg_run["log_every"]
+        self.progress.update(run.frames, self.last_eval)
+
+    def train_row(self) -> None:
+        run = self.run
+        run.check_lease()
+        started = now = time.monotonic()
+        updates, update_s = self.updater.count, self.seconds["update"]
+        row = {
+            "step": run.frames,
+            "agent_step": run.counters["agent_step"],
+            "updates": run.counters["updates"],
+            "fps": (run.frames - self.last_frames) / max(now - self.last_time, 1e-9),
+            "update_ms": 1000 * update_s / max(updates, 1),
+        }
+        row.update(self.updater.take_metrics())
+        row.update({f"time/{part}": value for part, value in sorted(self.seconds.items())})
+        self.seconds.clear()
+        run.train_rows.append(row)
+        store.atomic_write_parquet(run.dir / "train.parquet", pd.DataFrame(run.train_rows))
+        if self.writer is not None:
+            for key, value in row.items():
+                if key not in ("step", "agent_step"):
+                    self.writer.add_scalar(key if "/" in key else f"train/{key}", value, run.frames)
+        if self.sink is not None:
+            self.sink.log_train(row, run.frames)
+        store.update_status(run.dir, state="running", step=run.frames, budget=run.cfg_run["steps"])
+        self.last_frames, self.last_time = run.frames, now
+        self.seconds["log"] += time.monotonic() - started
+
+    def eval(self, value: float) -> None:
+        self.last_eval = value
+        self.progress.eval(value)
+        if self.writer is not None:
+            self.writer.add_scalar("eval/return", value, self.run.frames)
+        if self.sink is not None:
+            self.sink.log_eval(value, self.run.frames)
+
+    def close(self, message: str) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.sink is not None:
+            self.sink.close(self.run.frames)
+        self.progress.close(message)
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], part: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    seconds[part] += time.perf_counter() - started
 
 
 def _train_loop(run: Run, stop: _StopFlag) -> str:
-    cfg = run.cfg_run
-    counters = run.counters
-    budget = cfg["steps"]
-    agent = run.agent
-    batch, length = agent.batch_size, agent.batch_length
-    writer = _tensorboard(run)
-    sink = _wandb(run)
-    progress = Progress(run.spec["id"], budget, run.config["log"]["progress"], start=run.frames)
-    metric_sums: dict[str, float] = defaultdict(float)
-    metric_count = 0
-    update_seconds = 0.0
-    last_log_frames, last_log_time = run.frames, time.monotonic()
-    next_log = (run.frames // cfg["log_every"] + 1) * cfg["log_every"]
-    last_eval = run.eval_rows[-1]["return"] if run.eval_rows else float("nan")
-    if run.eval_rows:
-        recent = [r["return"] for r in run.eval_rows if r["step"] == run.eval_rows[-1]["step"]]
-        last_eval = float(np.mean(recent))
-    act_space = run.env.act_space
-
-    def log_train_row() -> None:
-        nonlocal metric_count, update_seconds, last_log_frames, last_log_time
-        run.check_lease()
-        now = time.monotonic()
-        row = {
-            "step": run.frames,
-            "agent_step": counters["agent_step"],
-            "updates": counters["updates"],
-            "fps": (run.frames - last_log_frames) / max(now - last_log_time, 1e-9),
-            "update_ms": 1000 * update_seconds / max(metric_count, 1),
-        }
-        row.update({key: total / metric_count for key, total in metric_sums.items()} if metric_count else {})
-        run.train_rows.append(row)
-        store.atomic_write_parquet(run.dir / "train.parquet", pd.DataFrame(run.train_rows))
-        if writer is not None:
-            for key, value in row.items():
-                if key not in ("step", "agent_step"):
-                    writer.add_scalar(key if "/" in key else f"train/{key}", value, run.frames)
-        if sink is not None:
-            sink.log_train(row, run.frames)
-        store.update_status(run.dir, state="running", step=run.frames, budget=budget)
-        metric_sums.clear()
-        metric_count, update_seconds = 0, 0.0
-        last_log_frames, last_log_time = run.frames, now
-
-    obs = run.env.reset()
-    run.replay.add(_replay_step(obs, np.zeros(_action_dim(act_space), np.float32), run.obs_keys))
-    policy_state = None
+    cfg, counters, budget = run.cfg_run, run.counters, run.cfg_run["steps"]
+    seconds: dict[str, float] = defaultdict(float)
+    collector, updater = Collector(run, seconds), Updater(run, seconds)
+    log = Loggers(run, updater, seconds)
+    collector.start()
     # The eval at the budget itself is the last one.
     while True:
         run.check_lease()
         if run.frames >= counters["next_eval"] or run.frames >= budget:
             if not (run.frames >= budget and run.eval_rows and run.eval_rows[-1]["step"] == run.frames):
-                try:
-                    last_eval = run.evaluate()
-                except (RuntimeError, ValueError) as error:
-                    _diagnose(run, error)
-                progress.eval(last_eval)
-                if writer is not None:
-                    writer.add_scalar("eval/return", last_eval, run.frames)
-                if sink is not None:
-                    sink.log_eval(last_eval, run.frames)
+                with _timed(seconds, "eval"):
+                    try:
+                        value = run.evaluate()
+                    except (RuntimeError, ValueError) as error:
+                        _diagnose(run, error)
+                log.eval(value)
             counters["next_eval"] = (run.frames // cfg["eval_every"] + 1) * cfg["eval_every"]
             if run.frames >= budget:
                 if not run.train_rows or run.train_rows[-1]["step"] < run.frames:
-                    log_train_row()
+                    log.train_row()
                 break
-            run.save_checkpoint()
+            with _timed(seconds, "checkpoint"):
+                run.save_checkpoint()
         if stop.signum is not None:
             run.save_checkpoint()
             store.update_status(run.dir, state="preempted", step=run.frames, pid=None)
-            if sink is not None:
-                sink.close(run.frames)
-            progress.close(f"preempted by signal {stop.signum} at step {run.frames}")
+            log.close(f"preempted by signal {stop.signum} at step {run.frames}")
             return "preempted"
 
-        if counters["agent_step"] < cfg["prefill"]:
-            action = _random_action(act_space, run.np_rng)
-        else:
-            obs_batch = _batch_obs(obs, [*run.obs_keys, "is_first"])
-            try:
-                actions, policy_state = agent.policy(obs_batch, policy_state, "train")
-            except (RuntimeError, ValueError) as error:
-                _diagnose(run, error)
-            action = actions[0]
-        obs = run.env.step(action)
-        counters["agent_step"] += 1
-        run.replay.add(_replay_step(obs, action, run.obs_keys))
-        if obs["is_last"]:
-            counters["episodes"] += 1
-            obs = run.env.reset()
-            policy_state = None
-            run.replay.add(_replay_step(obs, np.zeros_like(action), run.obs_keys))
-
-        if counters["agent_step"] >= cfg["prefill"] and len(run.replay) >= length:
-            counters["train_debt"] += cfg["train_ratio"] / (batch * length)
-            while counters["train_debt"] >= 1.0:
-                counters["train_debt"] -= 1.0
-                sample = run.replay.sample(batch, length, run.np_rng)
-                started = time.perf_counter()
-                try:
-                    metrics = agent.train(sample)
-                except (RuntimeError, ValueError) as error:
-                    _diagnose(run, error)
-                if run.per is not None:
-                    run.replay.update_priorities(sample["start"], agent.priorities)
-                update_seconds += time.perf_counter() - started
-                counters["updates"] += 1
-                _check_finite(metrics, run.frames)
-                for key, value in metrics.items():
-                    metric_sums[key] += value
-                metric_count += 1
-
-        if run.frames >= next_log:
-            log_train_row()
-            next_log = (run.frames // cfg["log_every"] + 1) * cfg["log_every"]
-        progress.update(run.frames, last_eval)
+        collector.step()
+        updater.after_collect(run.num_envs)
+        log.after_step()
 
         if time.monotonic() - run._last_ckpt >= cfg["checkpoint_every_s"]:
-            run.save_checkpoint()
+            with _timed(seconds, "checkpoint"):
+                run.save_checkpoint()
 
     run.save_checkpoint()
-    if writer is not None:
-        writer.close()
-    if sink is not None:
-        sink.close(run.frames)
     store.update_status(run.dir, state="done", step=run.frames, budget=budget, pid=None, finished=time.time())
-    progress.close(f"done: {run.frames} frames, last eval {last_eval:.1f}")
+    log.close(f"done: {run.frames} frames, last eval {log.last_eval:.1f}")
     return "done"
 
 

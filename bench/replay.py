@@ -179,6 +179,7 @@ class Replay:
             "capacity": self.capacity,
             "chunk": self.chunk,
             "streams": self.streams,
+            "total": self.total,
             "totals": list(self.totals),
             "tails": tails,
             # priorities change after they are written, so they travel whole with each checkpoint

@@ -40,9 +40,9 @@ STEPS=(
   "cuda available|30|$PY -c 'import torch; assert torch.cuda.is_available(), \"no CUDA device\"; print(torch.cuda.get_device_name(0))'"
   "update speed fp32|90|$PY benchmarks/update_speed.py --device cuda --precision fp32 --warmup 2 --repeats 5"
   "update speed bf16|90|$PY benchmarks/update_speed.py --device cuda --precision bf16 --warmup 2 --repeats 5"
-  "update speed compile|150|$PY -c \"\$COMPILE_ROWS\""
+  "update speed compile|120|$PY -c \"\$COMPILE_ROWS\""
   "cuda tests|60|$PY -m pytest tests/test_cuda.py -q"
-  "whole-run speed|60|$PY benchmarks/run_speed.py --device cuda --envs 1 4"
+  "whole-run speed|90|$PY benchmarks/run_speed.py --device cuda --envs 1 4 --frames 800"
 )
 
 failed=()

@@ -26,13 +26,13 @@ def _prepared(results: Path, spec: RunSpec) -> Path:
 
 def _fill_and_update(run: loop.Run) -> None:
     """Enough random steps for a batch and two replay chunks, then one update: the checkpoint holds optimizer state."""
-    obs = run.env.reset()
+    obs = run.envs.reset()[0]
     run.replay.add(
-        loop._replay_step(obs, np.zeros(loop._action_dim(run.env.act_space), np.float32), run.obs_keys)
+        loop._replay_step(obs, np.zeros(loop._action_dim(run.envs.act_space), np.float32), run.obs_keys)
     )
     while len(run.replay) < max(2 * run.agent.batch_length, 40):  # 40: beyond a 16-step chunk
-        action = loop._random_action(run.env.act_space, run.np_rng)
-        obs = run.env.step(action)
+        action = loop._random_action(run.envs.act_space, run.np_rng)
+        obs = run.envs.step(action[None])[0][0]
         run.replay.add(loop._replay_step(obs, action, run.obs_keys))
         run.counters["agent_step"] += 1
     sample = run.replay.sample(run.agent.batch_size, run.agent.batch_length, run.np_rng)
@@ -60,8 +60,8 @@ def test_every_agents_checkpoint_restores_data_only(tmp_path: Path, agent: str) 
     resumed = again.replay.sample(4, run.agent.batch_length, np.random.default_rng(0))
     assert all(np.array_equal(batch[k], resumed[k]) for k in batch)  # images, actions, flags, priorities
     assert again.np_rng.random() == run.np_rng.random()  # the RNG states came back too
-    run.env.close()
-    again.env.close()
+    run.close()
+    again.close()
 
 
 class _RunsCode:
@@ -103,7 +103,7 @@ def test_a_damaged_checkpoint_fails_the_run_with_one_line_naming_it(tmp_path: Pa
     run = loop.Run(run_dir)
     _fill_and_update(run)
     run.save_checkpoint()
-    run.env.close()
+    run.close()
     path = run_dir / "ckpt" / "state.pt"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a checkpoint\n" * 100)
