@@ -180,7 +180,7 @@ def test_tdmpc_trains_from_prioritized_replay_and_checkpoints_the_priorities(tmp
     import torch  # here only: the other tests need no torch in this process
 
     replay = torch.load(run / "ckpt" / "state.pt", weights_only=False)["replay"]
-    priority = replay["priority"]
+    priority = replay["priority"].numpy()  # checkpoints hold tensors (data-only loading)
     assert len(priority) == replay["total"] > 400  # every step held: 400 actions plus the episode starts
     # updates rewrote the sampled starts' priorities from their TD errors; the rest keep the max at add
     assert len(np.unique(priority)) > 50 and np.all(priority > 0)
