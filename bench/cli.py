@@ -151,7 +151,8 @@ def _print_plan(
     for spec in shown:
         st = statuses[spec]
         budget = configs[spec]["run"]["steps"]
-        print(f"  {spec.run_id:<60} {st['state']:<9} {st.get('step', 0):>9}/{budget} frames")
+        pair = agents.resolve(spec.agent, spec.suite).pair
+        print(f"  {spec.run_id:<60} {pair:<20} {st['state']:<9} {st.get('step', 0):>9}/{budget} frames")
     if len(shown) < len(specs):
         print(f"  ... and {len(specs) - len(shown)} more")
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
@@ -277,6 +278,8 @@ def _update_ms(
         f"update times: the {device} measurement shipped with harmonybench ({record['hardware']}, "
         f"{record['preset']} preset, {record['measured']}); --measure times them here"
     )
+    if any(spec.preset != record["preset"] for spec in specs):
+        print(f"  no shipped time for other presets than {record['preset']}: run `bench plan --measure`")
     if device != wanted:
         print(
             "  no GPU measurement is shipped, so these CPU times overstate a GPU job: run `bench plan --measure`"
@@ -284,6 +287,8 @@ def _update_ms(
         )
     table, out = record["ms_per_update"], {}
     for spec in specs:  # the table is keyed by what a name means on the suite: <backbone>+<balancer>
+        if spec.preset != record["preset"]:  # a smaller model's update costs far less: leave it unknown
+            continue
         entry = agents.resolve(spec.agent, spec.suite)
         fixed = f"{entry.backbone}+fixed"
         if spec.agent not in out and (entry.pair in table or fixed in table):

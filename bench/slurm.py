@@ -48,7 +48,6 @@ from bench import store
 RUN_JOB = "bench.launch:run_job"
 SNAPSHOT_PACKAGES = ("bench", "agents", "suites", "analysis")
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
-SPEED_FILE = SOURCE_ROOT / "benchmarks" / "results" / "update_speed.json"
 
 # ---- profiles ----------------------------------------------------------------------------------------
 
@@ -514,22 +513,23 @@ class Estimate:
         ]
         for r in self.rows:
             if r["hours"] is None:
-                cost = "unknown: no speed (profile seconds_per_step, or run benchmarks/update_speed.py)"
+                cost = "unknown: no speed (bench plan --measure, or seconds_per_step in the profile)"
             else:
-                cost = f"{r['seconds_per_step']:.4g} s/frame ({r['source']}) -> {r['hours']:.1f} job-hours"
+                cost = (
+                    f"{r['seconds_per_step']:.4g} s/frame ({r['source']}) -> {_hours(r['hours'])} job-hours"
+                )
             lines.append(f"  {r['agent']:<28} {r['runs']:>4} runs, {r['frames']:>12,} frames  {cost}")
-        total = f"  total: {self.job_hours:.1f} job-hours = {self.gpu_hours:.1f} GPU-hours"
+        total = f"  total: {_hours(self.job_hours)} job-hours"
+        if self.gpus_per_job:
+            total += f" = {_hours(self.gpu_hours)} GPU-hours"
         if self.unknown:
             total += f" (without {', '.join(self.unknown)})"
         return "\n".join([*lines, total])
 
 
-def measured_update_ms(path: Path = SPEED_FILE) -> dict[str, float]:
-    """Milliseconds per update by agent, as benchmarks/update_speed.py measures them, from a JSON file
-    {"ms_per_update": {agent: ms}, "device": ...}; {} when there is none."""
-    data = store.read_json(path) or {}
-    measured = data.get("ms_per_update", {}) if isinstance(data, dict) else {}
-    return {k: float(v) for k, v in measured.items() if _positive_number(v)}
+def _hours(hours: float) -> str:
+    """One decimal from an hour up; two significant digits below (a smoke sweep is minutes, not 0.0 h)."""
+    return f"{hours:.1f}" if hours >= 1 else f"{hours:.2g}"
 
 
 def updates_per_frame(agent: str, suite: str, config: Mapping[str, Any]) -> float:
@@ -544,16 +544,17 @@ def estimate_hours(
     configs: Mapping[Any, Mapping[str, Any]],
     profile: Profile | None = None,
     *,
-    ms_per_update: Mapping[str, float] | None = None,
+    ms_per_update: Mapping[str, float],
 ) -> Estimate:
     """Compute for the runs ``specs`` (RunSpec-like: ``.agent``) with configs ``configs[spec]``:
     runs x budget (env frames) x seconds per frame, per agent.
 
     Seconds per frame come from the profile (that cluster's own number) or else from the measured update
-    time (``ms_per_update``, default: the update_speed file) times the run's updates per frame; env
+    time (``ms_per_update``: bench.speed's shipped measurements or ``bench plan --measure``) times the
+    run's updates per frame; env
     stepping is left out (updates dominate on a GPU). An agent with neither is listed as unknown.
     """
-    measured = measured_update_ms() if ms_per_update is None else dict(ms_per_update)
+    measured = dict(ms_per_update)
     own = dict(profile.seconds_per_step) if profile else {}
     rows: dict[str, dict[str, Any]] = {}
     for spec in specs:

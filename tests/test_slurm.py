@@ -114,7 +114,7 @@ def test_estimate_is_runs_times_budget_times_seconds_per_step() -> None:
     assert rows["harmonydream"]["hours"] is None and estimate.unknown == ["harmonydream"]
     assert estimate.gpu_hours == pytest.approx(2 * (rows["dreamerv3"]["hours"] + rows["tdmpc"]["hours"]))
     text = str(estimate)
-    assert "GPU-hours" in text and "unknown" in text and f"{estimate.gpu_hours:.1f} GPU-hours" in text
+    assert "GPU-hours" in text and "unknown" in text and f"{estimate.gpu_hours:.2g} GPU-hours" in text
 
 
 def test_planner_counts_tdmpc_updates_as_the_agent_replays_them() -> None:
