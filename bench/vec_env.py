@@ -16,8 +16,10 @@ another seed.
 
 Failures: a worker that raises, dies (a simulator crash, the OOM killer, a kill) or does not answer within
 ``step_timeout_s`` raises ``WorkerError`` naming the worker and carrying its traceback or exit status; the
-other workers are then stopped. Workers start with 'forkserver' by default: a forked child would inherit
-torch's thread pools and an EGL context of the parent, which are not fork-safe.
+other workers are then stopped. Workers start with 'forkserver' by default: a forked child inherits the
+parent's torch thread pools and EGL context, which are not fork-safe (tried: after the parent had rendered
+a dmc frame with MUJOCO_GL=egl, forked workers hung at their first render; forkserver and spawn workers
+rendered the frames of an in-process env).
 """
 
 from __future__ import annotations
