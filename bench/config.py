@@ -27,6 +27,8 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "eval_episodes": 0,
         "train_ratio": 0.0,  # replayed steps per policy step (DV3 convention, danijar/dreamerv3#154)
         "prefill": 0,  # agent steps of uniformly random actions before training starts
+        # updates in one burst right after the prefill (DV2/HD/DreamerPro pretrain, TD-MPC's seed steps)
+        "pretrain": 0,
         "replay_capacity": 0,  # agent steps kept in the replay buffer
         "replay_chunk": 1024,  # steps per immutable replay file in the checkpoint
         "envs": 1,  # envs stepped together, one batched policy call (1: in this process; more: workers)

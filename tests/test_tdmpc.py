@@ -70,7 +70,9 @@ def test_default_configs_are_valid_json_with_one_update_per_step(preset, suite):
     # each sample replays horizon + 1 steps for the losses and k - 1 before them to stack the first
     assert agent["frame_stack"] == (1 if suite == "gym" else 3)
     assert config["run"]["train_ratio"] == agent["batch_size"] * (agent["horizon"] + agent["frame_stack"])
-    assert set(config["run"]) == {"train_ratio", "prefill", "replay_capacity"}
+    assert set(config["run"]) == {"train_ratio", "prefill", "pretrain", "replay_capacity"}
+    # TDMPC train.py: at step == seed_steps it makes seed_steps updates at once
+    assert config["run"]["pretrain"] == (2 if preset == "smoke" else config["run"]["prefill"])
     assert agent["balancer"]["weights"] == {"consistency": 2.0, "reward": 0.5, "value": 0.1}
     assert agent["obs_key"] == ("state" if suite == "gym" else "image")
 
