@@ -37,7 +37,10 @@ try:
 except store.LeaseHeld:
     print("held")
 else:
-    print("won " + lease["token"])
+    print("won " + lease["token"], flush=True)
+    # Stay alive: a holder on this host whose process is gone frees its lease at once, so a contender that
+    # started late on a loaded machine would otherwise win too.
+    time.sleep(max(0.0, start + 15 - time.time()))
 """
 
 
