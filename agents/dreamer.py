@@ -421,7 +421,7 @@ class Dreamer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def _to_device(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    def to_device(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """Numpy batch -> device tensors; images go as uint8 and are normalised on the device."""
         data = {}
         for key, value in batch.items():
@@ -449,7 +449,7 @@ class Dreamer:
 
     def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         cfg = self.cfg
-        data = self._to_device(batch)
+        data = self.to_device(batch)
         with self._autocast():
             carry = self.carry if self.carry and len(self.carry["deter"]) == len(data["is_first"]) else None
             post, losses, metrics = self.wm.loss(data, carry)
@@ -510,7 +510,7 @@ class Dreamer:
     @torch.no_grad()
     def policy(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:
         n = len(next(iter(obs.values())))
-        data = self._to_device({k: np.asarray(obs[k])[:, None] for k in self.obs_keys})
+        data = self.to_device({k: np.asarray(obs[k])[:, None] for k in self.obs_keys})
         if state is None:
             latent, prev_action = None, torch.zeros(n, self.actions, device=self.device)
             is_first = torch.ones(n, device=self.device)

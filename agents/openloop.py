@@ -60,7 +60,7 @@ def _dreamer(agent: Any, episode: dict[str, np.ndarray], context: int) -> OpenLo
     is_first[0] = 1.0
     observed = {key: episode[key][None, :context] for key in agent.obs_keys}
     # The agent's own preprocessing (uint8 images into the encoder's input space), not a copy of it.
-    data = agent._to_device({**observed, "action": episode["action"][None], "is_first": is_first[None]})
+    data = agent.to_device({**observed, "action": episode["action"][None], "is_first": is_first[None]})
     # Only the context's observations are encoded: what follows cannot reach the open-loop predictions.
     post, _ = rssm.observe(wm.encode(data), data["action"][:, :context], data["is_first"][:, :context])
     state = {"deter": post["deter"][:, -1], "stoch": post["stoch"][:, -1]}

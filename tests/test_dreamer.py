@@ -147,7 +147,7 @@ def test_is_first_resets_the_posterior(name):
     torch.manual_seed(0)
     agent = make_agent(name, ("state",))
     wm = agent.wm
-    batch = agent._to_device(random_batch(agent))
+    batch = agent.to_device(random_batch(agent))
     embed = wm.encode(batch)
     first = batch["is_first"].clone()
     first[:, 4] = 1

@@ -339,7 +339,7 @@ def test_pro_dmc_paper_preset_shrunk_trains_one_update_with_finite_losses():
 
 def test_actor_grad_both_mixes_dynamics_and_reinforce_objectives():
     agent = make_agent()
-    data = agent._to_device(random_batch(agent))
+    data = agent.to_device(random_batch(agent))
     post, _, _ = agent.wm.loss(data)
     start = {k: post[k].detach().flatten(0, 1) for k in ("deter", "stoch")}
     cont = torch.ones(len(start["deter"]))
@@ -366,7 +366,7 @@ def test_actor_critic_trains_the_actor_at_z_t_towards_its_own_return_as_pro(grad
     agent = make_agent(actor_grad_cont=grad)
     cfg, ac = agent.cfg, agent.ac
     assert cfg["dv2_actor"] == "tf"
-    data = agent._to_device(random_batch(agent))
+    data = agent.to_device(random_batch(agent))
     post, _, _ = agent.wm.loss(data)
     start = {k: post[k].detach().flatten(0, 1) for k in ("deter", "stoch")}
     cont = torch.ones(len(start["deter"]))
