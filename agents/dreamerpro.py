@@ -159,7 +159,8 @@ class ProtoWorldModel(dreamer.WorldModel):
         init_weights_(self.obs_proj, cfg["init"])
         init_weights_(self.feat_proj, cfg["init"])
         self.prototypes = Prototypes(cfg["proto_count"], dim, cfg["proto_freeze"])
-        # PRO copies the online weights into the target after the first update; starting as a copy is the same
+        # PRO's target starts from its own init and copies the online weights after the first update
+        # (after_update); starting as a copy changes only the first update's Sinkhorn targets
         self.ema_encoder = copy.deepcopy(self.cnn_encoder).requires_grad_(False)
         self.ema_obs_proj = copy.deepcopy(self.obs_proj).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
@@ -205,8 +206,10 @@ class ProtoWorldModel(dreamer.WorldModel):
     def after_update(self) -> None:
         """Move the EMA target towards the online encoder and projection (PRO agent.py ema_update)."""
         if int(self.updates) % self.cfg["ema_every"] == 0:
-            ema_update(self.ema_encoder, self.cnn_encoder, self.cfg["ema_fraction"])
-            ema_update(self.ema_obs_proj, self.obs_proj, self.cfg["ema_fraction"])
+            # PRO agent.py:207-214 ema_update: mix 1.0 at _updates 0 (a copy of the stepped online weights)
+            fraction = 1.0 if int(self.updates) == 0 else self.cfg["ema_fraction"]
+            ema_update(self.ema_encoder, self.cnn_encoder, fraction)
+            ema_update(self.ema_obs_proj, self.obs_proj, fraction)
         self.updates += 1
 
 
