@@ -318,7 +318,10 @@ class ActorCritic(nn.Module):
         if backprop:
             objective = target
         else:
-            objective = dist.log_prob(actions[:steps].detach()) * (target - baseline).detach()
+            # tf: PRO agent.py:260,264 log_prob(action) of the imagined sample, not stopped: the reinforce term's
+            # gradient also flows through the reparameterised action; HD detaches it
+            taken = actions[:steps] if tf else actions[:steps].detach()
+            objective = dist.log_prob(taken) * (target - baseline).detach()
             if self.actor_grad == "both":
                 # DV2 agent.py actor_grad both: mix * dynamics + (1 - mix) * reinforce
                 objective = cfg["actor_grad_mix"] * target + (1 - cfg["actor_grad_mix"]) * objective

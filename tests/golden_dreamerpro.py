@@ -5,8 +5,13 @@ tools/golden/make_dreamerpro.py (exports these weights, this batch and this nois
 fdeng18/dreamer-pro, TensorFlow 2, and records what it computes from them). The module imports only numpy and
 torch at the top.
 
-The case is PRO's dmc block (Gaussian latents, tanh-normal actor trained by backprop through the dynamics, no
-discount head, Sinkhorn eps 0.0125) at a tiny size, fp32, one full update (optimizer steps included).
+Two cases at a tiny size, fp32, one full update each (optimizer steps included), one golden file each:
+
+* ``dreamerpro``: PRO's dmc block (Gaussian latents, tanh-normal actor trained by backprop through the
+  dynamics, no discount head, Sinkhorn eps 0.0125); our suite dmc.
+* ``dreamerpro_defaults``: PRO's defaults block (categorical latents, actor_grad both with mix 0.1, a discount
+  head, Sinkhorn eps 0.05); our suite "" (the smoke preset's tanh reward clipping, which PRO also offers).
+  Its batch ends one episode with a terminal at the last step of a chunk, as PRO's replay can.
 
 Determinism, and what is made equal on both sides:
 
@@ -16,8 +21,9 @@ Determinism, and what is made equal on both sides:
 * Augmentation: the random shift of each sequence is our random_shift's draw from a generator seeded with
   NOISE_SEED; ``noise`` draws the same first (``aug_delta``) for the reference.
 * Latent samples: the Gaussian posterior (per time step) and prior (per imagination step) samples are
-  mean + std * the shared standard-normal noise (``noise``). PRO's posterior step also samples a prior that
-  nothing reads; the reference run takes its mode (no noise is consumed).
+  mean + std * the shared standard-normal noise (``noise``); a categorical sample is the most likely class
+  with the straight-through gradient both codes give a sample (one-hot + probs - sg(probs)). PRO's posterior
+  step also samples a prior that nothing reads; the reference run takes its mode (no noise is consumed).
 * Actor: each imagination step's tanh-normal sample is tanh(mean + std * noise) with the shared noise; the
   100 draws behind the entropy estimate (SampleDist) are shared too.
 * Prototypes are not frozen (``proto_freeze`` 0), so their gradient and update are compared as well.
@@ -29,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from golden_dreamerv3 import golden_weights_, grad_norm, patched
+from golden_dreamerv3 import argmax_onehot_st, golden_weights_, grad_norm, patched
 
 WEIGHT_SEED = 5
 BATCH_SEED = 6
@@ -37,13 +43,16 @@ NOISE_SEED = 7
 IMAGE_SIZE = 64  # DV2's encoder (4 valid stride-2 convs) needs 64x64
 ACTIONS = 2
 ENTROPY_SAMPLES = 100  # PRO dists.py SampleDist(samples=100)
-# The tiny agent: our smoke preset for the dmc suite with these values.
+# Golden file name -> our suite (the preset is smoke, with TINY).
+CASES = {"dreamerpro": "dmc", "dreamerpro_defaults": ""}
+# The tiny agent: our smoke preset with these values.
 TINY = {
     "batch_size": 2,  # two views of each: 4 rows in the model
     "batch_length": 6,
     "deter": 32,
     "hidden": 32,
     "stoch": 4,
+    "classes": 4,
     "units": 32,
     "layers": 2,
     "cnn_depth": 4,
@@ -58,66 +67,63 @@ TINY = {
     "actor_clip": 1e6,
     "critic_clip": 1e6,
 }
-# Our module -> its parameters' names under the agent's modules (the reference maps the same groups).
-MODULES = (
-    "encoder",
-    "rssm",
-    "obs_proj",
-    "feat_proj",
-    "prototypes",
-    "reward",
-    "actor",
-    "critic",
-)
-UPDATED = (*MODULES, "ema_encoder", "ema_obs_proj", "slow_critic")
+# Modules whose gradient norm is compared (cont only where the case has a continue head); the update is
+# compared for these and the EMA target and slow critic (``module_parameters``).
+MODULES = ("encoder", "rssm", "obs_proj", "feat_proj", "prototypes", "reward", "cont", "actor", "critic")
 
 
-def agent_config() -> dict[str, Any]:
+def agent_config(case: str) -> dict[str, Any]:
     from agents import dreamerpro
 
-    cfg = dreamerpro.default_config("dreamerpro", "smoke", "dmc")["agent"]
+    cfg = dreamerpro.default_config("dreamerpro", "smoke", CASES[case])["agent"]
     cfg.update(TINY)
     return cfg
 
 
-def make_batch(seed: int = BATCH_SEED) -> dict[str, np.ndarray]:
+def make_batch(case: str) -> dict[str, np.ndarray]:
     """A replay-shaped batch. Row 0 starts an episode (is_first, zero action into it, as the replays store);
-    row 1 is a chunk from the middle of an episode (no is_first, a real action into its first step). No
-    terminals, no episode boundary inside a chunk (PRO's replay samples chunks within one episode)."""
-    rng = np.random.default_rng(seed)
+    row 1 is a chunk from the middle of an episode (no is_first, a real action into its first step) that, in
+    the defaults case, ends the episode with a terminal at its last step. No episode boundary inside a chunk
+    (PRO's replay samples chunks within one episode)."""
+    rng = np.random.default_rng(BATCH_SEED)
     b, t = TINY["batch_size"], TINY["batch_length"]
     is_first = np.zeros((b, t), np.float32)
     is_first[0, 0] = 1
     action = rng.uniform(-1, 1, (b, t, ACTIONS)).astype(np.float32)
     action[0, 0] = 0
+    is_terminal = np.zeros((b, t), np.float32)
+    if agent_config(case)["pred_cont"]:
+        is_terminal[1, -1] = 1
     return {
         "image": rng.integers(0, 256, (b, t, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
         "action": action,
-        "reward": rng.standard_normal((b, t)).astype(np.float32),
+        "reward": (2 * rng.standard_normal((b, t))).astype(np.float32),  # beyond +-1: tanh clipping matters
         "is_first": is_first,
-        "is_terminal": np.zeros((b, t), np.float32),
+        "is_terminal": is_terminal,
     }
 
 
-def noise() -> dict[str, np.ndarray]:
+def noise(case: str) -> dict[str, np.ndarray]:
     """The shared random numbers. aug_delta (2B, 1, 2): each row's (dx, dy) shift in pixels, as our
-    random_shift draws it; post (T, 2B, S) and imag (H + 1, N, S): latent noise per posterior and imagination
-    step; action (H + 1, N, A) per imagination step; entropy (100, H + 1, N, A) the entropy estimate's draws.
-    PRO imagines one step more than we use (its last action and state feed nothing)."""
+    random_shift draws it; post (T, 2B, S) and imag (H + 1, N, S): Gaussian latent noise per posterior and
+    imagination step (none for categorical latents); action (H + 1, N, A) per imagination step; entropy
+    (100, H + 1, N, A) the entropy estimate's draws. PRO imagines one step more than we use (its last action and
+    state feed nothing)."""
     gen = torch.Generator().manual_seed(NOISE_SEED)
     rows, length, horizon = 2 * TINY["batch_size"], TINY["batch_length"], TINY["imag_horizon"]
-    delta_max = agent_config()["aug_max_delta"]
+    cfg = agent_config(case)
     starts = rows * length
+    latents = 1 if cfg["latent"] == "gaussian" else 0
     return {
-        "aug_delta": ((torch.rand(rows, 1, 2, generator=gen) * 2 - 1) * delta_max).numpy(),
-        "post": torch.randn(length, rows, TINY["stoch"], generator=gen).numpy(),
-        "imag": torch.randn(horizon + 1, starts, TINY["stoch"], generator=gen).numpy(),
+        "aug_delta": ((torch.rand(rows, 1, 2, generator=gen) * 2 - 1) * cfg["aug_max_delta"]).numpy(),
+        "post": torch.randn(latents * length, rows, TINY["stoch"], generator=gen).numpy(),
+        "imag": torch.randn(latents * (horizon + 1), starts, TINY["stoch"], generator=gen).numpy(),
         "action": torch.randn(horizon + 1, starts, ACTIONS, generator=gen).numpy(),
         "entropy": torch.randn(ENTROPY_SAMPLES, horizon + 1, starts, ACTIONS, generator=gen).numpy(),
     }
 
 
-def build_agent() -> Any:
+def build_agent(case: str) -> Any:
     """Our tiny DreamerPro on CPU in fp32 with the golden weights."""
     import gymnasium as gym
 
@@ -125,7 +131,7 @@ def build_agent() -> Any:
 
     obs_space = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)})
     act_space = gym.spaces.Box(-1, 1, (ACTIONS,), np.float32)
-    agent = dreamerpro.make("dreamerpro", obs_space, act_space, agent_config(), torch.device("cpu"))
+    agent = dreamerpro.make("dreamerpro", obs_space, act_space, agent_config(case), torch.device("cpu"))
     golden_weights_(agent.modules, WEIGHT_SEED)
     return agent
 
@@ -139,24 +145,25 @@ def module_parameters(agent: Any) -> dict[str, list[torch.nn.Parameter]]:
         "feat_proj": wm.feat_proj,
         "prototypes": wm.prototypes,
         "reward": wm.reward_head,
+        "cont": wm.cont_head,
         "actor": ac.actor,
         "critic": ac.critic,
         "ema_encoder": wm.ema_encoder,
         "ema_obs_proj": wm.ema_obs_proj,
         "slow_critic": ac.slow_critic,
     }
-    return {name: list(module.parameters()) for name, module in modules.items()}
+    return {name: list(module.parameters()) for name, module in modules.items() if module is not None}
 
 
 def measure_ours(agent: Any, batch: dict[str, np.ndarray], shared: dict[str, np.ndarray]) -> dict[str, Any]:
     """One ``DreamerPro.train`` on ``batch`` with the shared noise; the golden quantities under the names
     tests/golden/dreamerpro.json uses. Wrappers only feed the noise and record intermediate tensors."""
-    from agents import dreamer, dreamerpro, nets, prototypes
+    from agents import dreamer, dreamerpro, nets, prototypes, rssm
 
     captured: dict[str, Any] = {"targets": []}
-    latent = iter([*torch.as_tensor(shared["post"]), *torch.as_tensor(shared["imag"])])
-    actions = iter(torch.as_tensor(shared["action"]))
-    steps = TINY["imag_horizon"]
+    steps = TINY["imag_horizon"]  # the reference's last imagination step feeds nothing: not drawn here
+    latent = iter([*torch.as_tensor(shared["post"]), *torch.as_tensor(shared["imag"])[:steps]])
+    actions = iter(torch.as_tensor(shared["action"])[:steps])
     entropy_noise = torch.as_tensor(shared["entropy"])[:, :steps]
 
     def shift(images: torch.Tensor, max_delta: float) -> torch.Tensor:
@@ -191,14 +198,25 @@ def measure_ours(agent: Any, batch: dict[str, np.ndarray], shared: dict[str, np.
     before = {name: [p.detach().clone() for p in group] for name, group in params.items()}
     with patched(
         (dreamerpro, "random_shift", shift),
-        (agent.wm.rssm, "_sample", sample),
+        (agent.wm.rssm, "_sample", sample if agent.wm.rssm.gaussian else agent.wm.rssm._sample),
+        (rssm, "onehot_st", argmax_onehot_st),
         (agent.wm.rssm, "observe", observe_capture),
         (nets.TanhNormal, "_rsample", tanh_rsample),
         (dreamer, "lambda_return", lambda_return_capture),
         (prototypes, "_targets", targets_capture),
     ):
         scalars = agent.train(batch)
+    if next(latent, None) is not None or next(actions, None) is not None:
+        raise AssertionError("noise left unused: the update drew fewer samples than noise() holds")
     post, prior = captured["post"], captured["prior"]
+    if agent.wm.rssm.gaussian:
+        stats = {
+            f"{name}_{key}": state[key]
+            for name, state in (("post", post), ("prior", prior))
+            for key in ("mean", "std")
+        }
+    else:
+        stats = {f"{name}_probs": state["logits"].exp() for name, state in (("post", post), ("prior", prior))}
     values: dict[str, Any] = {
         "loss/swav": scalars["loss/swav"],
         "loss/temp": scalars["loss/temp"],
@@ -210,19 +228,19 @@ def measure_ours(agent: Any, batch: dict[str, np.ndarray], shared: dict[str, np.
         "post_entropy": scalars["post_entropy"],
         "prior_entropy": scalars["prior_entropy"],
         "post_deter": post["deter"].tolist(),
-        "post_mean": post["mean"].tolist(),
-        "post_std": post["std"].tolist(),
-        "prior_mean": prior["mean"].tolist(),
-        "prior_std": prior["std"].tolist(),
+        **{key: value.tolist() for key, value in stats.items()},
         "sinkhorn_targets": torch.cat(captured["targets"], 1).tolist(),
         "lambda_return": captured["ret"].tolist(),
         "actor_entropy": scalars["entropy"],
         "loss/actor": scalars["loss/actor"],
         "loss/critic": scalars["loss/critic"],
     }
+    if "loss/cont" in scalars:
+        values["loss/cont"] = scalars["loss/cont"]
     for name in MODULES:
-        values[f"grad_norm/{name}"] = grad_norm(params[name])
-    for name in UPDATED:
+        if name in params:
+            values[f"grad_norm/{name}"] = grad_norm(params[name])
+    for name in params:
         moved = [(p.detach() - b).flatten() for p, b in zip(params[name], before[name])]
         values[f"update_norm/{name}"] = torch.cat(moved).norm().item()
     return values

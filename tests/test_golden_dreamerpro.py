@@ -1,8 +1,9 @@
 """Our DreamerPro reproduces what fdeng18/dreamer-pro (TensorFlow 2) computes from the same weights and batch.
 
-tests/golden/dreamerpro.json holds the reference's numbers for one full update of a tiny dmc agent (world-model
-losses per term, posterior and prior, Sinkhorn assignments, lambda-returns, actor and critic losses, gradient
-norms per module, and how far each module moved, the EMA target and the slow critic included);
+tests/golden/dreamerpro.json (PRO's dmc block) and dreamerpro_defaults.json (its defaults block) hold the
+reference's numbers for one full update of a tiny agent (world-model losses per term, posterior and prior,
+Sinkhorn assignments, lambda-returns, actor and critic losses, gradient norms per module, and how far each module
+moved, the EMA target and the slow critic included);
 tools/golden/make_dreamerpro.py records them and tests/golden_dreamerpro.py builds our side (see there for
 what is made deterministic). Reading the file needs no TensorFlow.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from golden_check import (
     assert_matches,
@@ -22,6 +24,7 @@ from golden_check import (
 from golden_dreamerpro import (
     ACTIONS,
     BATCH_SEED,
+    CASES,
     IMAGE_SIZE,
     NOISE_SEED,
     TINY,
@@ -32,7 +35,7 @@ from golden_dreamerpro import (
     noise,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "dreamerpro.json"
+GOLDEN = Path(__file__).parent / "golden"
 # Measured max abs differences: deter 8.6e-7, posterior mean 2.1e-6, returns 1.2e-6 (values up to ~2);
 # Sinkhorn assignments 2.9e-5 (values up to 1).
 NEAR_ZERO = "elements near zero carry the float32 rounding of the O(1) terms they sum"
@@ -45,22 +48,25 @@ LOOSER = {
 }
 
 
-def test_golden_file_matches_this_setup():
+@pytest.mark.parametrize("case", CASES)
+def test_golden_file_matches_this_setup(case):
     """The file was recorded with the tiny agent, seeds and settings this test rebuilds."""
-    golden = load_golden(GOLDEN)
+    golden = load_golden(GOLDEN / f"{case}.json")
     assert golden["tiny"] == TINY
     assert (golden["weight_seed"], golden["batch_seed"], golden["noise_seed"]) == (
         WEIGHT_SEED,
         BATCH_SEED,
         NOISE_SEED,
     )
-    assert (golden["image_size"], golden["actions"]) == (IMAGE_SIZE, ACTIONS)
+    assert (golden["image_size"], golden["actions"], golden["suite"]) == (IMAGE_SIZE, ACTIONS, CASES[case])
 
 
-def test_dreamerpro_reproduces_the_reference():
+@pytest.mark.parametrize("case", CASES)
+def test_dreamerpro_reproduces_the_reference(case):
     torch.set_num_threads(1)
-    agent = build_agent()
-    assert_shapes_match("dreamerpro", parameter_shapes(agent.modules), GOLDEN)
-    assert_same_settings("dreamerpro", agent.cfg, GOLDEN)
-    ours = measure_ours(agent, make_batch(), noise())
-    assert_matches("dreamerpro", ours, GOLDEN, looser=LOOSER)
+    path = GOLDEN / f"{case}.json"
+    agent = build_agent(case)
+    assert_shapes_match(case, parameter_shapes(agent.modules), path)
+    assert_same_settings(case, agent.cfg, path)
+    ours = measure_ours(agent, make_batch(case), noise(case))
+    assert_matches(case, ours, path, looser=LOOSER)

@@ -5,13 +5,13 @@ of danijar/dreamerv2's TF2 agent with prototypes. Our tiny agent (tests/golden_d
 deterministic weights, a replay-shaped batch and shared noise; the weights are copied into PRO's WorldModel
 and ActorCritic (the mapping is ``reference_weights``), both run one full update (DreamerPro's Agent.train:
 world model step, EMA update, imagination, actor and critic steps), and what PRO computes is written to
-tests/golden/dreamerpro.json for tests/test_golden_dreamerpro.py.
+tests/golden/<case>.json (the cases are in tests/golden_dreamerpro.py) for tests/test_golden_dreamerpro.py.
 
 Two steps, because the reference needs TensorFlow and the repository's environment has torch:
 
 1. In the repository's environment, export our weights, batch and noise (and our numbers, for the record)::
 
-       python tools/golden/make_dreamerpro.py --export /tmp/dreamerpro_ours.npz
+       python tools/golden/make_dreamerpro.py --export /tmp/dreamerpro_ours
 
 2. In a throwaway environment with TensorFlow (CPU) and a checkout of the reference (record its commit)::
 
@@ -19,7 +19,7 @@ Two steps, because the reference needs TensorFlow and the repository's environme
            tensorflow-probability==0.23.0 tensorflow-addons==0.23.0 "numpy<2" pyyaml
        git clone https://github.com/fdeng18/dreamer-pro /tmp/dreamerpro-ref
        /tmp/tfvenv/bin/python tools/golden/make_dreamerpro.py --reference /tmp/dreamerpro-ref \\
-           --ours /tmp/dreamerpro_ours.npz
+           --ours /tmp/dreamerpro_ours
 
 The reference pins TF 2.4 / TFP 0.12 / TFA 0.13 (requirements.txt), which have no Python 3.11 wheels. The run
 uses TF 2.15 with these shims (no change to what is computed):
@@ -38,16 +38,26 @@ returns mean + std * the shared noise, SampleDist's sample and entropy use the s
 TanhBijector (so its log-prob keeps TFP's cached pre-tanh value, as PRO's does), and the prior sample inside
 PRO's obs_step takes the mode (it feeds nothing).
 
-What PRO computes differently and the recorded values undo (listed in the golden file's "reference_patches"):
+What the reference run changes in PRO (the golden file's "reference_patches" lists those applied). Each is a
+difference between PRO and ours; the effects were measured with ``--without PATCH`` on the golden cases:
 
-* ``normal constant``: PRO's reward and critic losses are negative Normal(., 1) log-likelihoods
-  (nets.py DistLayer mse, agent.py WorldModel.loss / ActorCritic.critic_loss), which include 0.5 log(2 pi)
+* ``normal constant`` (always): PRO's reward and critic losses are negative Normal(., 1) log-likelihoods
+  (nets.py DistLayer mse; agent.py WorldModel.loss, ActorCritic.critic_loss), which include 0.5 log(2 pi)
   per element; ours is 1/2 squared error. Same gradients; the recorded reward, model and critic losses have the
   constant (times the mean weight, for the critic) subtracted.
 * ``adam epsilon``: TF's Adam adds epsilon to sqrt(v) before the bias correction, torch's after: TF's update is
-  torch's with epsilon / sqrt(1 - beta2^t) (31.6x at the first step, 1.6x at step 1000). The reference run
-  gives its Adam epsilon * sqrt(1 - beta2) so that this one step is torch's. ``--tf-adam-epsilon`` leaves
-  PRO's epsilon, to see the difference.
+  torch's with epsilon / sqrt(1 - beta2^t) (31.6x at the first step, 3.2x at step 100, 1.26x at step 1000). The reference run
+  gives its Adam epsilon * sqrt(1 - beta2) so that this one step is torch's. Effect at the first update:
+  update norms 1-19% (reward head 11-19%, actor 16%, critic 13-18%), and through the stepped world model the
+  lambda-returns up to 14% and the dmc actor loss 2.6%.
+* ``starts`` (with a discount head): PRO agent.py:73-75 Agent.train drops each sequence's last posterior
+  state as an imagination start ("Last step could be terminal"); ours starts from every state and gives a
+  terminal start no weight past itself (its first discount is gamma * (1 - is_terminal)). Effect (defaults
+  case): actor gradient norm 7.5%, critic loss 2.4%, actor loss 0.26%.
+* ``first discount`` (with a discount head): PRO agent.py:174 imagine discounts every imagined state by the
+  discount head's mean, the start included; ours takes the start's from the data, gamma * (1 - is_terminal),
+  as HarmonyDream's DV2 does. Effect (defaults case, an untrained head near 0.5): returns up to 170%, actor
+  loss 40%, critic loss 53%; a trained head predicts about gamma away from terminals, where it is small.
 """
 
 from __future__ import annotations
@@ -66,22 +76,22 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-GOLDEN_PATH = ROOT / "tests" / "golden" / "dreamerpro.json"
+GOLDEN = ROOT / "tests" / "golden"
 REFERENCE_URL = "https://github.com/fdeng18/dreamer-pro"
 REGENERATE = (
-    "python tools/golden/make_dreamerpro.py --export /tmp/dreamerpro_ours.npz && "
+    "python tools/golden/make_dreamerpro.py --export /tmp/dreamerpro_ours && "
     "/tmp/tfvenv/bin/python tools/golden/make_dreamerpro.py --reference /tmp/dreamerpro-ref "
-    "--ours /tmp/dreamerpro_ours.npz"
+    "--ours /tmp/dreamerpro_ours"
 )
-REFERENCE_PATCHES = ["normal constant", "adam epsilon"]
+# What the reference run changes in PRO (the module docstring says why); --without leaves one out.
+PATCHES = ("adam epsilon", "starts", "first discount")
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Not recorded with the settings: they change how fast the update runs, not what it computes (eager fp32 here).
 SPEED_KNOBS = ("compile", "cuda_graphs")
-# Settings PRO's dmc agent has no knob for: ours must have its fixed behaviour.
+# Settings PRO has no knob for: ours must have its fixed behaviour.
 FIXED = {
     "act": "elu",
     "norm": False,
-    "latent": "gaussian",
     "initial": "zeros",
     "unimix": 0.0,
     "action_clip": 0.0,
@@ -94,39 +104,45 @@ FIXED = {
     "returns": "dv2",
     "dv2_actor": "tf",
     "actor_dist": "tanh_normal",
-    "actor_grad_cont": "backprop",
     "critic_target": "slow",
     "critic_slowreg": 0.0,
     "return_norm": "none",
     "weight_decay": "decoupled",
-    "pred_cont": False,
-    "clip_rewards": "identity",
     "imag_starts": 0,
     "carry_state": False,
     "precision": "fp32",
 }
 
 
-def export(path: Path) -> None:
-    """Our weights (by our parameter names), the batch, the noise and our numbers, for the reference run."""
+def export(directory: Path) -> None:
+    """Per case, our weights (by our parameter names), the batch, the noise and our numbers, for the reference
+    run: DIR/<case>.npz."""
     import golden_dreamerpro as setup
     import torch
 
     torch.set_num_threads(1)
-    agent = setup.build_agent()
+    directory.mkdir(parents=True, exist_ok=True)
+    for case in setup.CASES:
+        _export_case(setup, case, directory / f"{case}.npz")
+
+
+def _export_case(setup: Any, case: str, path: Path) -> None:
+    agent = setup.build_agent(case)
     arrays = {f"param/{k}": v.detach().numpy().copy() for k, v in agent.modules.named_parameters()}
-    arrays.update({f"batch/{k}": v for k, v in setup.make_batch().items()})
-    arrays.update({f"noise/{k}": v for k, v in setup.noise().items()})
+    arrays.update({f"batch/{k}": v for k, v in setup.make_batch(case).items()})
+    arrays.update({f"noise/{k}": v for k, v in setup.noise(case).items()})
     shapes = {k: list(v.shape) for k, v in agent.modules.named_parameters()}
-    ours = setup.measure_ours(setup.build_agent(), setup.make_batch(), setup.noise())
+    ours = setup.measure_ours(setup.build_agent(case), setup.make_batch(case), setup.noise(case))
+    groups = setup.module_parameters(agent)
     meta = {
         "config": {k: v for k, v in agent.cfg.items() if k not in SPEED_KNOBS},
         "parameters": shapes,
         "ours": ours,
         "actions": setup.ACTIONS,
-        "modules": setup.MODULES,
-        "updated": setup.UPDATED,
+        "modules": [name for name in setup.MODULES if name in groups],
+        "updated": list(groups),
         "setup": {
+            "suite": setup.CASES[case],
             "weight_seed": setup.WEIGHT_SEED,
             "batch_seed": setup.BATCH_SEED,
             "noise_seed": setup.NOISE_SEED,
@@ -209,6 +225,7 @@ def reference_weights(ours: dict[str, np.ndarray], deter: int) -> dict[str, np.n
 
     heads = {
         "wm.reward_head": "wm.heads.reward",
+        "wm.cont_head": "wm.heads.discount",
         "ac.actor": "ac.actor",
         "ac.critic": "ac.critic",
         "ac.slow_critic": "ac._target_critic",
@@ -280,8 +297,8 @@ class AttrDict(dict):
             raise AttributeError(name) from error
 
 
-def reference_config(ref: Path, cfg: dict[str, Any]) -> AttrDict:
-    """PRO configs.yaml ``defaults`` + ``dmc`` with our tiny agent's values."""
+def reference_config(ref: Path, cfg: dict[str, Any], suite: str) -> AttrDict:
+    """PRO configs.yaml ``defaults`` (+ ``dmc`` for our suite dmc) with our tiny agent's values."""
     import yaml
 
     for key, value in FIXED.items():
@@ -302,19 +319,21 @@ def reference_config(ref: Path, cfg: dict[str, Any]) -> AttrDict:
         else:
             node[leaf] = value
 
-    for key, value in configs["dmc"].items():
+    if suite not in ("dmc", ""):
+        raise SystemExit(f"suite {suite!r} has no reference section here; valid: dmc or '' (defaults)")
+    for key, value in configs["dmc"].items() if suite == "dmc" else ():
         put(key, value)
     head = {"layers": cfg["layers"], "units": cfg["units"]}
     weights = cfg["balancer"]["weights"]
     terms = cfg["obs_terms"]
-    if len({weights["obs"] * terms[k] for k in terms} | {weights["obs"]}) > 1 and weights["obs"] != 1.0:
+    if weights["obs"] != 1.0:
         raise SystemExit("balancer weight obs must be 1 (PRO scales swav, temp and norm one by one)")
     overrides = {
         "rssm": {
             "hidden": cfg["hidden"],
             "deter": cfg["deter"],
             "stoch": cfg["stoch"],
-            "discrete": False,
+            "discrete": False if cfg["latent"] == "gaussian" else cfg["classes"],
             "std_act": "sigmoid2",
             "min_std": cfg["latent_min_std"],
             "warm_up": cfg["proto_warm_up"],
@@ -326,14 +345,23 @@ def reference_config(ref: Path, cfg: dict[str, Any]) -> AttrDict:
         },
         "encoder.depth": cfg["cnn_depth"],
         "reward_head": head,
+        "discount_head": head,
         "actor": {**head, "min_std": cfg["actor_min_std"]},
         "critic": head,
         "kl": {"free": cfg["kl_free"], "balance": cfg["kl_balance"], "free_avg": cfg["kl_free_avg"]},
-        "loss_scales": {**terms, "kl": weights["dyn"], "reward": weights["reward"]},
+        "loss_scales": {
+            **terms,
+            "kl": weights["dyn"],
+            "reward": weights["reward"],
+            "discount": weights["cont"],
+        },
         "discount": cfg["discount"],
         "discount_lambda": cfg["lambda"],
         "imag_horizon": cfg["imag_horizon"] + 1,  # PRO counts the start state
-        "actor_grad": "dynamics",
+        "actor_grad": {"backprop": "dynamics", "both": "both", "reinforce": "reinforce"}[
+            cfg["actor_grad_cont"]
+        ],
+        "actor_grad_mix": cfg["actor_grad_mix"],
         "actor_ent": cfg["actor_ent"],
         "slow_target_update": cfg["slow_critic_every"],
         "slow_target_fraction": cfg["slow_critic_fraction"],
@@ -341,9 +369,9 @@ def reference_config(ref: Path, cfg: dict[str, Any]) -> AttrDict:
         "ema_update_every": cfg["ema_every"],
         "ema_update_fraction": cfg["ema_fraction"],
         "aug.max_delta": cfg["aug_max_delta"],
-        "pred_discount": False,
-        "grad_heads": ["reward"],
-        "clip_rewards": "identity",
+        "pred_discount": cfg["pred_cont"],
+        "grad_heads": ["reward", "discount"] if cfg["pred_cont"] else ["reward"],
+        "clip_rewards": cfg["clip_rewards"],
         "precision": 32,
     }
     for name in ("model", "actor", "critic"):
@@ -374,18 +402,25 @@ def _resolve(roots: dict[str, Any], path: str) -> Any:
     return node
 
 
-def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """PRO's DreamerPro Agent.train on the batch with our weights and noise. Returns (values, meta)."""
+def run_reference(
+    ref: Path, npz: Path, skip: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """PRO's DreamerPro Agent.train on the batch with our weights and noise, patched as the module docstring
+    says except for the patches named in ``skip``. Returns (values, meta, the patches applied)."""
     import tensorflow as tf
 
     common, agent_module = _import_reference(ref)
     data = np.load(npz)
     meta = json.loads(bytes(data["meta"]).decode())
     cfg = meta["config"]
+    suite = meta["setup"]["suite"]
     ours = {k.removeprefix("param/"): data[k] for k in data.files if k.startswith("param/")}
     shared = {k.removeprefix("noise/"): data[k] for k in data.files if k.startswith("noise/")}
     batch = {k: tf.constant(data[f"batch/{k}"]) for k in ("image", "action", "reward")}
-    config = reference_config(ref, cfg)
+    is_terminal = data["batch/is_terminal"]
+    if cfg["pred_cont"]:  # PRO's env gives discount 1 - terminal; its preprocess multiplies by gamma
+        batch["discount"] = tf.constant(1 - is_terminal)
+    config = reference_config(ref, cfg, suite)
 
     step = tf.Variable(0, dtype=tf.int64)
     wm = agent_module.WorldModel(step, config)
@@ -396,7 +431,7 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
 
     # Build every layer (Keras builds on first call) with PRO's own random numbers, then set the weights.
     wm.loss(batch)
-    feat = tf.zeros([1, cfg["deter"] + cfg["stoch"]])
+    feat = tf.zeros([1, wm.rssm.get_feat(wm.rssm.initial(1)).shape[-1]])
     for net in (ac.actor, ac.critic, ac._target_critic):
         net(feat)
     roots = {"wm": wm, "ac": ac}
@@ -423,12 +458,31 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
     class SharedNoiseMVN(real_tfd.MultivariateNormalDiag):
         def sample(self, sample_shape=(), seed=None, name="sample", **kwargs):
             draw = next(latent)
+            draw = draw if len(draw) == len(self.loc) else per_start(draw, len(self.loc))
             if tuple(draw.shape) != tuple(self.loc.shape):
                 raise ValueError(f"latent noise {draw.shape} for a sample of shape {self.loc.shape}")
             return self.loc + self.scale.diag_part() * draw
 
     tfd_view = types.SimpleNamespace(**{k: getattr(real_tfd, k) for k in dir(real_tfd) if k[0] != "_"})
     tfd_view.MultivariateNormalDiag = SharedNoiseMVN
+
+    def onehot_sample(self, sample_shape=(), seed=None):
+        """The most likely class with PRO's straight-through gradient (dists.py OneHotDist.sample)."""
+        probs = self.probs_parameter()
+        hard = tf.one_hot(tf.argmax(probs, -1), probs.shape[-1], dtype=probs.dtype)
+        sample = hard + probs - tf.stop_gradient(probs)
+        leading = tf.reshape(tf.cast(sample_shape, tf.int32), [-1])  # Independent asks for n = 1
+        return tf.broadcast_to(sample, tf.concat([leading, tf.shape(probs)], 0))
+
+    length = data["batch/is_terminal"].shape[1]
+
+    def per_start(draw: np.ndarray, starts: int) -> np.ndarray:
+        """The shared noise of the imagination starts PRO keeps (axis -2): all, or without the starts patch
+        each sequence's first T - 1 (the same noise as ours for the same start)."""
+        if draw.shape[-2] == starts:
+            return draw
+        keep = (np.arange(draw.shape[-2]) % length) < length - 1
+        return draw[..., keep, :]
 
     def parts(dist: Any) -> tuple[Any, Any, Any]:
         """SampleDist(Independent(TransformedDistribution(Normal, TanhBijector))) -> (loc, scale, bijector)."""
@@ -437,14 +491,14 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
 
     def action_sample(self, sample_shape=(), seed=None):
         loc, scale, bijector = parts(self)
-        draw = next(actions)
+        draw = per_start(next(actions), loc.shape[0])
         if tuple(draw.shape) != tuple(loc.shape):
             raise ValueError(f"action noise {draw.shape} for a sample of shape {loc.shape}")
         return bijector.forward(loc + scale * draw)
 
     def action_entropy(self):
         loc, scale, bijector = parts(self)
-        draw = shared["entropy"][:, : loc.shape[0]]
+        draw = per_start(shared["entropy"][:, : loc.shape[0]], loc.shape[1])
         sample = bijector.forward(loc + scale * draw)  # TFP caches x for log_prob, as in PRO's sample()
         entropy = -tf.reduce_mean(self.log_prob(sample), 0)
         captured["entropy"] = entropy
@@ -456,10 +510,8 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
 
     def uniform(shape, minval, maxval, **kwargs):
         delta = shared["aug_delta"]
-        if list(shape) != list(delta.shape) or (minval, maxval) != (
-            -cfg["aug_max_delta"],
-            cfg["aug_max_delta"],
-        ):
+        limit = cfg["aug_max_delta"]
+        if list(shape) != list(delta.shape) or (minval, maxval) != (-limit, limit):
             raise ValueError(f"augmentation draw {shape} in [{minval}, {maxval}]; shared {delta.shape}")
         return tf.constant(delta)
 
@@ -467,6 +519,7 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
     obs_step, img_step, observe = rssm_class.obs_step, rssm_class.img_step, rssm_class.observe
     sinkhorn, optimizer_call = rssm_class.sinkhorn, optimizer_class.__call__
     target, critic_loss = agent_module.ActorCritic.target, agent_module.ActorCritic.critic_loss
+    imagine = agent_module.WorldModel.imagine
     in_obs_step = [False]
 
     def obs_step_capture(self, *args, **kwargs):
@@ -499,15 +552,30 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
         captured["critic_loss"], mets = critic_loss(self, *args, **kwargs)
         return captured["critic_loss"], mets
 
+    def train_every_start(self, data, state=None):
+        """PRO agent.py Agent.train without dropping each sequence's last state as a start (``starts``)."""
+        metrics = {}
+        state, outputs, mets = self.wm.train(data, state)
+        metrics.update(mets)
+        reward = lambda f, s, a: self.wm.heads["reward"](f).mode()  # noqa: E731  (PRO's own)
+        metrics.update(self._task_behavior.train(self.wm, outputs["post"], reward))
+        return state, metrics
+
+    def imagine_first_discount_from_data(self, policy, start, horizon):
+        """PRO's imagine with the first discount gamma * (1 - is_terminal) of the start (``first discount``)."""
+        feats, states, imagined, discount = imagine(self, policy, start, horizon)
+        terminal = np.concatenate([is_terminal, is_terminal])  # the two views
+        if discount.shape[1] != terminal.size:  # without the starts patch: each sequence's last dropped
+            terminal = terminal[:, :-1]
+        first = tf.constant(config.discount * (1 - terminal.reshape(-1)), discount.dtype)
+        return feats, states, imagined, tf.concat([first[None], discount[1:]], 0)
+
     adam = tf.keras.optimizers.legacy.Adam
-
-    def torch_epsilon_adam(lr, epsilon):
-        """This single step as torch's Adam takes it: TF adds epsilon before the bias correction."""
-        return adam(lr, epsilon=epsilon * math.sqrt(1 - 0.999))
-
+    applied = ["normal constant"]
     patches = [
         (nets, "tfd", tfd_view),
         (sys.modules["common.other"], "samplers", types.SimpleNamespace(uniform=uniform)),
+        (common.OneHotDist, "sample", onehot_sample),
         (common.SampleDist, "sample", action_sample),
         (common.SampleDist, "entropy", action_entropy),
         (common.SampleDist, "mode", action_mode),
@@ -519,18 +587,41 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
         (agent_module.ActorCritic, "target", target_capture),
         (agent_module.ActorCritic, "critic_loss", critic_loss_capture),
     ]
-    if torch_epsilon:
+    if "adam epsilon" not in skip:  # this single step as torch's Adam takes it (the docstring says why)
+        applied.append("adam epsilon")
         for opt in (wm.model_opt, ac.actor_opt, ac.critic_opt):
-            opt._opt = torch_epsilon_adam(opt._opt.learning_rate, opt._opt.epsilon)
-    for owner, name, value in patches:
-        setattr(owner, name, value)
-    _, metrics = pro.train(batch)
+            opt._opt = adam(opt._opt.learning_rate, epsilon=opt._opt.epsilon * math.sqrt(1 - 0.999))
+    if cfg["pred_cont"] and "starts" not in skip:
+        applied.append("starts")
+        patches.append((agent_module.Agent, "train", train_every_start))
+    if cfg["pred_cont"] and "first discount" not in skip:
+        applied.append("first discount")
+        patches.append((agent_module.WorldModel, "imagine", imagine_first_discount_from_data))
+    originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        _, metrics = pro.train(batch)
+    finally:  # the next case builds its agent on the unpatched reference
+        for owner, name, value in originals:
+            if value is None:  # SampleDist.sample etc. come through its __getattr__
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
     if next(latent, None) is not None or next(actions, None) is not None:
         raise ValueError("noise draws left unused: the reference drew fewer samples than shared")
     metrics = {k: float(v) for k, v in metrics.items()}
 
     post, prior = captured["post"], captured["prior"]
     weight = captured["weight"].numpy()
+    if cfg["latent"] == "gaussian":
+        stats = {
+            f"{n}_{k}": s[k].numpy() for n, s in (("post", post), ("prior", prior)) for k in ("mean", "std")
+        }
+    else:
+        stats = {
+            f"{n}_probs": tf.nn.softmax(s["logit"]).numpy() for n, s in (("post", post), ("prior", prior))
+        }
     values: dict[str, Any] = {
         "loss/swav": metrics["swav_loss"],
         "loss/temp": metrics["temp_loss"],
@@ -542,16 +633,15 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
         "post_entropy": metrics["post_ent"],
         "prior_entropy": metrics["prior_ent"],
         "post_deter": post["deter"].numpy().tolist(),
-        "post_mean": post["mean"].numpy().tolist(),
-        "post_std": post["std"].numpy().tolist(),
-        "prior_mean": prior["mean"].numpy().tolist(),
-        "prior_std": prior["std"].numpy().tolist(),
+        **{key: value.tolist() for key, value in stats.items()},
         "sinkhorn_targets": np.concatenate([t.numpy() for t in captured["targets"]], 1).tolist(),
         "lambda_return": captured["ret"].numpy().tolist(),
         "actor_entropy": float(tf.reduce_mean(captured["entropy"][:-1])),
         "loss/actor": metrics["actor_loss"],
         "loss/critic": metrics["critic_loss"] - HALF_LOG_2PI * float(weight[:-1].mean()),
     }
+    if cfg["pred_cont"]:
+        values["loss/cont"] = metrics["discount_loss"]
     for name in meta["modules"]:
         grads = [captured["grads"][v.ref()].numpy() for v in groups[name] if v.ref() in captured["grads"]]
         values[f"grad_norm/{name}"] = math.sqrt(
@@ -562,7 +652,7 @@ def run_reference(ref: Path, npz: Path, torch_epsilon: bool) -> tuple[dict[str, 
         values[f"update_norm/{name}"] = math.sqrt(
             sum(float(np.square(m, dtype=np.float64).sum()) for m in moved)
         )
-    return values, meta
+    return values, meta, applied
 
 
 def _reference_groups(wm: Any, ac: Any) -> dict[str, list[Any]]:
@@ -578,6 +668,7 @@ def _reference_groups(wm: Any, ac: Any) -> dict[str, list[Any]]:
         "feat_proj": list(rssm._modules["feat_proj"].variables),
         "prototypes": [rssm._prototypes],
         "reward": list(wm.heads["reward"].variables),
+        "cont": list(wm.heads["discount"].variables) if "discount" in wm.heads else [],
         "actor": list(ac.actor.variables),
         "critic": list(ac.critic.variables),
         "ema_encoder": list(wm._ema_encoder.variables),
@@ -586,26 +677,34 @@ def _reference_groups(wm: Any, ac: Any) -> dict[str, list[Any]]:
     }
 
 
-def write_golden(values: dict[str, Any], meta: dict[str, Any], commit: str) -> None:
+def write_golden(
+    case: str, values: dict[str, Any], meta: dict[str, Any], applied: list[str], commit: str
+) -> None:
     golden = {
         "reference": {"url": REFERENCE_URL, "commit": commit, "directory": "DreamerPro"},
-        "reference_patches": REFERENCE_PATCHES,
+        "reference_patches": applied,
         "regenerate": REGENERATE,
+        "case": case,
         **meta["setup"],
         "config": meta["config"],
         "parameters": meta["parameters"],
         "values": values,
     }
-    GOLDEN_PATH.parent.mkdir(parents=True, exist_ok=True)
-    tmp = GOLDEN_PATH.with_suffix(".json.tmp")
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    path = GOLDEN / f"{case}.json"
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(golden, indent=1) + "\n")
-    tmp.replace(GOLDEN_PATH)
+    tmp.replace(path)
+    print(f"wrote {path}")
 
 
 def _compare(ours: dict[str, Any], ref: dict[str, Any]) -> None:
     worst = 0.0
     for key, want in ref.items():
         got, want_arr = np.asarray(ours[key], float), np.asarray(want, float)
+        if got.shape != want_arr.shape:
+            print(f"DIFF {key}: reference shape {want_arr.shape}, ours {got.shape}")
+            continue
         rel = float(np.max(np.abs(got - want_arr) / np.maximum(np.abs(want_arr), 1e-7)))
         worst = max(worst, rel)
         shown = (
@@ -617,14 +716,18 @@ def _compare(ours: dict[str, Any], ref: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--export", type=Path, help="write our weights, batch, noise and numbers (.npz)")
+    parser.add_argument(
+        "--export", type=Path, help="write our weights, batch, noise and numbers (DIR/<case>.npz)"
+    )
     parser.add_argument("--reference", type=Path, help="a checkout of fdeng18/dreamer-pro")
-    parser.add_argument("--ours", type=Path, help="the .npz written by --export")
+    parser.add_argument("--ours", type=Path, help="the directory written by --export")
     parser.add_argument("--commit", help="the reference checkout's commit (default: git rev-parse HEAD)")
     parser.add_argument(
-        "--tf-adam-epsilon",
-        action="store_true",
-        help="keep TF's Adam epsilon (compare only; the golden file is not written)",
+        "--without",
+        action="append",
+        default=[],
+        choices=PATCHES,
+        help="leave this patch of the reference out (compare only; no golden file is written)",
     )
     args = parser.parse_args()
     if args.export:
@@ -632,9 +735,13 @@ def main() -> None:
         export(args.export)
         return
     if not (args.reference and args.ours):
-        parser.error("give --export PATH, or --reference DIR with --ours PATH")
+        parser.error("give --export DIR, or --reference DIR with --ours DIR")
     if not (args.reference / "DreamerPro" / "dreamerv2" / "agent.py").is_file():
         print(f"--reference={args.reference} is invalid; valid: a checkout of {REFERENCE_URL}")
+        sys.exit(2)
+    exported = sorted(args.ours.glob("*.npz"))
+    if not exported:
+        print(f"--ours={args.ours} is invalid; valid: the directory written by --export")
         sys.exit(2)
     commit = (
         args.commit
@@ -645,12 +752,12 @@ def main() -> None:
             check=True,
         ).stdout.strip()
     )
-    values, meta = run_reference(args.reference.resolve(), args.ours, torch_epsilon=not args.tf_adam_epsilon)
-    _compare(meta["ours"], values)
-    if args.tf_adam_epsilon:
-        return
-    write_golden(values, meta, commit)
-    print(f"wrote {GOLDEN_PATH}")
+    for npz in exported:
+        values, meta, applied = run_reference(args.reference.resolve(), npz, tuple(args.without))
+        print(f"\n{npz.stem} (reference patches: {', '.join(applied)})")
+        _compare(meta["ours"], values)
+        if not args.without:
+            write_golden(npz.stem, values, meta, applied, commit)
 
 
 if __name__ == "__main__":
