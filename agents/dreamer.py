@@ -57,14 +57,16 @@ class ReturnNorm(nn.Module):
 
     def __init__(self, decay: float, limit: float, low: float, high: float):
         super().__init__()
-        self.decay, self.limit, self.quantiles = decay, limit, (low / 100, high / 100)
+        self.decay, self.limit = decay, limit
         self.register_buffer("low", torch.zeros(()))
         self.register_buffer("high", torch.zeros(()))
+        # on the model's device, so an update copies nothing from the host
+        self.register_buffer("quantiles", torch.tensor([low / 100, high / 100]), persistent=False)
 
     @torch.no_grad()
     def update(self, ret: torch.Tensor) -> torch.Tensor:
         flat = ret.detach().float().flatten()
-        q = torch.quantile(flat, flat.new_tensor(self.quantiles))
+        q = torch.quantile(flat, self.quantiles)
         self.low.lerp_(q[0], 1 - self.decay)
         self.high.lerp_(q[1], 1 - self.decay)
         return torch.clamp_min(self.high - self.low, 1 / self.limit)
@@ -415,21 +417,27 @@ class Dreamer:
             precision = "fp16" if self.device.type == "cuda" else "fp32"
         self.dtype = _DTYPES[precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
-        if cfg["compile"]:  # the per-step functions dominate; compiling them fuses the small ops
+        self.cuda_graphs = cfg["cuda_graphs"]
+        if cfg["compile"] == "step":  # the per-step functions dominate; compiling them fuses small ops
             self.wm.rssm.obs_step = torch.compile(self.wm.rssm.obs_step)
             self.wm.rssm.img_step = torch.compile(self.wm.rssm.img_step)
+        elif cfg["compile"] == "scan":  # the two launch-bound loops, each captured whole (static shapes)
+            mode = "reduce-overhead" if self.cuda_graphs else None
+            self.wm.rssm.scan = torch.compile(self.wm.rssm.scan, mode=mode)
+            self.ac.imagine = torch.compile(self.ac.imagine, mode=mode)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def to_device(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    def to_device(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, torch.Tensor]:
         """Numpy batch -> device tensors; images go as uint8 and are normalised on the device."""
         data = {}
         for key, value in batch.items():
             if key in ("image", "state", "action", "reward", "is_first", "is_terminal"):
-                data[key] = torch.as_tensor(np.asarray(value)).to(self.device, non_blocking=True)
+                # a pinned tensor (bench's batch prefetch) copies without blocking the host
+                data[key] = torch.as_tensor(value).to(self.device, non_blocking=True)
         if "image" in data:  # (..., H, W, C) uint8 -> (..., C, H, W) in [-0.5, 0.5] (DV2/DV3 preprocess)
             data["image"] = data["image"].movedim(-1, -3).float() / 255.0 - 0.5
         for key in ("state", "action", "reward"):
@@ -450,8 +458,17 @@ class Dreamer:
         self.scaler.step(opt)
         return norm
 
-    def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    def train(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, float]:
+        scalars = self.train_scalars(batch)
+        values = torch.stack([v.detach().float().reshape(()) for v in scalars.values()]).tolist()  # one sync
+        return dict(zip(scalars, values))
+
+    def train_scalars(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One update; its metrics stay on the device: nothing in here waits for the device (with
+        precision fp16 the loss scaler's overflow check does; bf16 and fp32 need no scaler)."""
         cfg = self.cfg
+        if self.cuda_graphs:  # a new iteration: the graphs may overwrite the previous update's outputs
+            torch.compiler.cudagraph_mark_step_begin()
         data = self.to_device(batch)
         with self._autocast():
             carry = self.carry if self.carry and len(self.carry["deter"]) == len(data["is_first"]) else None
@@ -472,7 +489,8 @@ class Dreamer:
                 nn.utils.clip_grad_norm_(bal_params, cfg["model_clip"], foreach=True)
         self.scaler.step(self.model_opt)
         if cfg["carry_state"]:
-            self.carry = {k: post[k][:, -1].detach() for k in ("deter", "stoch")}
+            # a copy: with cuda_graphs, post lives in graph memory that the next update overwrites
+            self.carry = {k: post[k][:, -1].detach().clone() for k in ("deter", "stoch")}
 
         start = {k: v.detach().flatten(0, 1) for k, v in post.items() if k in ("deter", "stoch")}
         start_cont = 1 - data["is_terminal"].flatten()
@@ -507,8 +525,7 @@ class Dreamer:
                 "grad_norm/critic": critic_norm,
             }
         )
-        values = torch.stack([v.detach().float().reshape(()) for v in scalars.values()]).tolist()  # one sync
-        return dict(zip(scalars, values))
+        return scalars
 
     @torch.no_grad()
     def policy(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:

@@ -38,6 +38,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "dv2_actor": ("hd", "tf"),
     "weight_decay": ("l2", "decoupled"),
     "eval_policy": ("mode", "sample"),
+    "compile": ("off", "step", "scan"),
 }
 POSITIVE_INT = (
     "batch_size",
@@ -98,7 +99,13 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         # HD/DV2/PRO `precision: 16`, DV3 2023 `jax.precision: float16`: fp16 mixed precision on a GPU ("auto"
         # = fp16 on CUDA, fp32 on a CPU, where fp16 is slow); small and smoke stay fp32 everywhere
         "precision": "auto",
-        "compile": False,
+        # GPU speed knobs, off by default: compiled code draws other random numbers than eager PyTorch (the
+        # same distributions), so a run with them on is a different sample of the same experiment.
+        # compile: off | step (the per-step RSSM functions) | scan (the whole RSSM scan and the imagination
+        # rollout, each one graph); cuda_graphs (with compile: scan) replays those graphs as CUDA graphs
+        # (torch.compile mode reduce-overhead): one launch per loop instead of one per small op
+        "compile": "off",
+        "cuda_graphs": False,
         "batch_size": 16,  # HD dataset: {batch: 16, length: 50}
         "batch_length": 50,
         "act": "elu",  # HD rssm/encoder act elu, norm none
@@ -386,8 +393,10 @@ def check_config(backbone: str, config: dict[str, Any]) -> None:
     for key in UNIT_INTERVAL:
         if not _is_number(config[key]) or not 0 <= config[key] <= 1:
             _fail(key, config[key], "a number in [0, 1]")
+    if config["cuda_graphs"] and config["compile"] != "scan":
+        _fail("cuda_graphs", config["cuda_graphs"], "false, or true with agent.compile=scan")
     for key in (
-        "compile",
+        "cuda_graphs",
         "norm",
         "symlog_inputs",
         "pred_cont",

@@ -154,23 +154,25 @@ class RSSM(nn.Module):
         """Posterior and prior over a sequence. embed (B, T, E), action (B, T, A) the action INTO step t,
         is_first (B, T). Returns (post, prior) with (B, T, ...) tensors; post has deter, stoch and the latent's
         parameters (logits, or mean and std), prior has deter and the parameters."""
-        batch, length = embed.shape[:2]
-        init = self.initial_state(batch, embed.device)
+        init = self.initial_state(len(embed), embed.device)
         state = init if state is None else state
         action_in = self.img_in_action(self._clip(action))  # (B, T, H) once for all steps
         embed_in = self.obs_in_embed(embed)
-        deters, stochs, stats_all = [], [], []
-        first = is_first.to(embed.dtype)
-        for t in range(length):
-            state, stats = self.obs_step(state, init, first[:, t], action_in[:, t], embed_in[:, t])
-            deters.append(state["deter"])
-            stochs.append(state["stoch"])
-            stats_all.append(stats)
-        deter = torch.stack(deters, 1)
-        post = {"deter": deter, "stoch": torch.stack(stochs, 1)}
-        post.update({key: torch.stack([stats[key] for stats in stats_all], 1) for key in stats_all[0]})
-        prior = {"deter": deter, **self._prior_stats(deter)}  # one batched prior head call
+        post = self.scan(state, init, is_first.to(embed.dtype), action_in, embed_in)
+        prior = {"deter": post["deter"], **self._prior_stats(post["deter"])}  # one batched prior head call
         return post, prior
+
+    def scan(
+        self, state: State, init: State, first: torch.Tensor, action_in: torch.Tensor, embed_in: torch.Tensor
+    ) -> State:
+        """The recurrence of ``observe`` over T steps from projected inputs (B, T, ...): the posterior
+        states stacked along T. One function with static shapes, so that ``agent.compile: scan`` can
+        capture it whole (one CUDA graph with ``agent.cuda_graphs``)."""
+        steps = []
+        for t in range(first.shape[1]):
+            state, stats = self.obs_step(state, init, first[:, t], action_in[:, t], embed_in[:, t])
+            steps.append({**state, **stats})
+        return {key: torch.stack([step[key] for step in steps], 1) for key in steps[0]}
 
     def obs_step(
         self, state: State, init: State, first: torch.Tensor, action_in: torch.Tensor, embed_in: torch.Tensor
@@ -187,9 +189,14 @@ class RSSM(nn.Module):
     def step(
         self, state: State | None, action: torch.Tensor, embed: torch.Tensor, is_first: torch.Tensor
     ) -> State:
-        """One posterior step for acting (N, ...)."""
-        post, _ = self.observe(embed[:, None], action[:, None], is_first[:, None], state)
-        return {k: v[:, 0] for k, v in post.items()}
+        """One posterior step for acting (N, ...). It calls ``obs_step`` directly, never the (possibly
+        graph-captured) training ``scan``, whose outputs a later replay would overwrite."""
+        init = self.initial_state(len(embed), embed.device)
+        state = init if state is None else state
+        first = is_first.to(embed.dtype)
+        action_in, embed_in = self.img_in_action(self._clip(action)), self.obs_in_embed(embed)
+        state, stats = self.obs_step(state, init, first, action_in, embed_in)
+        return {**state, **stats}
 
 
 def categorical_kl(lhs_logp: torch.Tensor, rhs_logp: torch.Tensor) -> torch.Tensor:

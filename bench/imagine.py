@@ -76,8 +76,10 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
     torch.manual_seed(seed)  # a planner (TD-MPC) samples even in eval mode: the same video every time
     env = suite.make(spec["task"], seed, config["env"], "eval")
     agent_config = dict(config["agent"])
-    if agent_config.get("compile"):  # a few hundred CPU steps: compiling would cost more than it saves
-        agent_config["compile"] = False
+    if (
+        agent_config.get("compile", "off") != "off"
+    ):  # a few hundred CPU steps: compiling costs more than it saves
+        agent_config.update(compile="off", cuda_graphs=False)
     try:
         agent = agents.make(spec["agent"], env.obs_space, env.act_space, agent_config, device, spec["suite"])
         agent.load_state_dict(state["agent"])
