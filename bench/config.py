@@ -33,6 +33,9 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "replay_chunk": 1024,  # steps per immutable replay file in the checkpoint
         "envs": 1,  # envs stepped together, one batched policy call (1: in this process; more: workers)
         "env_timeout_s": 600.0,  # an env worker that does not answer a step within this fails the run
+        # sample (and on CUDA pin) the next batch of a burst of updates while the current one runs; the same
+        # batches either way, so it does not change results (bench/loop.py Updater)
+        "prefetch": True,
         "checkpoint_every_s": 600.0,
         "lease_ttl_s": 180.0,  # a run's lease expires this long after its holder's last heartbeat
         "log_every": 1000,  # env frames between train.parquet rows

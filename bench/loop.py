@@ -34,6 +34,7 @@ import traceback
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -496,13 +497,21 @@ class Collector:
 
 class Updater:
     """Updates as the train ratio allows: replayed steps per policy step (summed over the envs), plus the
-    one-off ``pretrain`` burst once training starts; PER priorities go back to the replay."""
+    one-off ``pretrain`` burst once training starts; PER priorities go back to the replay.
+
+    ``run.prefetch``: when several updates are due in a row (the pretrain burst; train ratios or env counts
+    that owe more than one update per loop iteration), a thread samples the next batch, pinned in page-locked
+    memory on CUDA, while the current update runs. The batches are the very same (the replay does not change
+    within a burst and the sampler's RNG is drawn in the same order), so results do not depend on it. With
+    prioritized replay each update's priorities change the next draw: no prefetch."""
 
     def __init__(self, run: Run, seconds: dict[str, float]) -> None:
         self.run = run
         self.seconds = seconds  # shared: "update" time goes here
         self.metric_sums: dict[str, float] = defaultdict(float)
         self.count = 0
+        self.prefetch = run.cfg_run["prefetch"] and run.per is None
+        self.pin = run.device.type == "cuda"
 
     def after_collect(self, policy_steps: int) -> None:
         run, counters, cfg = self.run, self.run.counters, self.run.cfg_run
@@ -513,13 +522,32 @@ class Updater:
             counters["train_debt"] += cfg["pretrain"]
             counters["pretrained"] = True
         counters["train_debt"] += policy_steps * cfg["train_ratio"] / (batch * length)
+        due = int(counters["train_debt"])
+        if due > 1 and self.prefetch:
+            self._burst(due, batch, length)
+            return
         while counters["train_debt"] >= 1.0:
             counters["train_debt"] -= 1.0
-            self._update(batch, length)
+            self._update(self._sample(batch, length))
 
-    def _update(self, batch: int, length: int) -> None:
+    def _sample(self, batch: int, length: int, pin: bool = False) -> dict[str, Any]:
+        sample = self.run.replay.sample(batch, length, self.run.np_rng)
+        if pin:  # page-locked: the agent's copy to the GPU runs without blocking the host
+            return {key: torch.from_numpy(value).pin_memory() for key, value in sample.items()}
+        return sample
+
+    def _burst(self, due: int, batch: int, length: int) -> None:
+        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as sampler:  # ~0.1 ms to start
+            pending = sampler.submit(self._sample, batch, length, self.pin)
+            for left in range(due - 1, -1, -1):
+                sample = pending.result()
+                if left:
+                    pending = sampler.submit(self._sample, batch, length, self.pin)
+                self.run.counters["train_debt"] -= 1.0
+                self._update(sample)
+
+    def _update(self, sample: dict[str, Any]) -> None:
         run = self.run
-        sample = run.replay.sample(batch, length, run.np_rng)
         started = time.perf_counter()
         try:
             metrics = run.agent.train(sample)
@@ -619,8 +647,8 @@ def _timed(seconds: dict[str, float], part: str) -> Iterator[None]:
 
 
 def _train_loop(run: Run, stop: _StopFlag) -> str:
-    cfg, counters, budget = run.cfg_run, run.counters, run.cfg_run["steps"]
     seconds: dict[str, float] = defaultdict(float)
+    cfg, counters, budget = run.cfg_run, run.counters, run.cfg_run["steps"]
     collector, updater = Collector(run, seconds), Updater(run, seconds)
     log = Loggers(run, updater, seconds)
     collector.start()
