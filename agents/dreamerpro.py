@@ -163,7 +163,11 @@ class ProtoWorldModel(dreamer.WorldModel):
         # (after_update); starting as a copy changes only the first update's Sinkhorn targets
         self.ema_encoder = copy.deepcopy(self.cnn_encoder).requires_grad_(False)
         self.ema_obs_proj = copy.deepcopy(self.obs_proj).requires_grad_(False)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # in checkpoints
+        self.update_count = (
+            0  # the same on the host: reading the buffer inside an update would wait for a GPU
+        )
+        self.register_load_state_dict_post_hook(_read_update_count)
 
     def encode(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
         if "embed" in data:  # computed once in loss() and shared with the projection head
@@ -181,7 +185,7 @@ class ProtoWorldModel(dreamer.WorldModel):
         views["embed"] = super().encode(views)
         post, losses, metrics = super().loss(views, state)
         self.prototypes.normalize()  # PRO proto_loss reassigns the l2-normalised prototypes each update
-        frozen = self.prototypes.frozen(int(self.updates))
+        frozen = self.prototypes.frozen(self.update_count)
         vectors = self.prototypes.vectors.detach() if frozen else self.prototypes.vectors
         with torch.no_grad():
             image = views["image"]
@@ -205,12 +209,17 @@ class ProtoWorldModel(dreamer.WorldModel):
     @torch.no_grad()
     def after_update(self) -> None:
         """Move the EMA target towards the online encoder and projection (PRO agent.py ema_update)."""
-        if int(self.updates) % self.cfg["ema_every"] == 0:
+        if self.update_count % self.cfg["ema_every"] == 0:
             # PRO agent.py:207-214 ema_update: mix 1.0 at _updates 0 (a copy of the stepped online weights)
-            fraction = 1.0 if int(self.updates) == 0 else self.cfg["ema_fraction"]
+            fraction = 1.0 if self.update_count == 0 else self.cfg["ema_fraction"]
             ema_update(self.ema_encoder, self.cnn_encoder, fraction)
             ema_update(self.ema_obs_proj, self.obs_proj, fraction)
         self.updates += 1
+        self.update_count += 1
+
+
+def _read_update_count(module: ProtoWorldModel, incompatible_keys: Any) -> None:
+    module.update_count = int(module.updates)
 
 
 class DreamerPro(dreamer.Dreamer):
@@ -226,9 +235,13 @@ class DreamerPro(dreamer.Dreamer):
         super().__init__(obs_space, act_space, cfg, device)
         self.obs_keys = ["image"]
 
-    def train(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        # PRO agent.py preprocess: every sequence twice (two views); imagination starts from both
-        doubled = {key: np.concatenate([value, value]) for key, value in batch.items()}
+    def train(self, batch: dict[str, np.ndarray | torch.Tensor]) -> dict[str, float]:
+        # PRO agent.py preprocess: every sequence twice (two views); imagination starts from both. Doubled on
+        # the device: half the bytes to copy, and a pinned batch stays an asynchronous copy
+        doubled = {}
+        for key, value in batch.items():
+            value = torch.as_tensor(value).to(self.device, non_blocking=True)
+            doubled[key] = torch.cat([value, value])
         metrics = super().train(doubled)
         self.wm.after_update()
         return metrics
