@@ -105,8 +105,47 @@ def test_a_checkpoint_written_on_cuda_resumes_on_cpu(name):
     torch.save(agent.state_dict(), buffer)
     buffer.seek(0)
     resumed = make(name, "cpu")
-    resumed.load_state_dict(torch.load(buffer, map_location="cpu", weights_only=False))
+    resumed.load_state_dict(torch.load(buffer, map_location="cpu", weights_only=True))
     for (key, gpu), cpu in zip(parameters(agent).items(), parameters(resumed).values()):
         assert torch.equal(gpu.cpu(), cpu), key
     metrics = resumed.train(batch)
     assert all(np.isfinite(v) for v in metrics.values())
+
+
+def pinned(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """The batch as bench's prefetch hands it over: page-locked host tensors."""
+    return {key: torch.from_numpy(value).pin_memory() for key, value in batch.items()}
+
+
+@pytest.mark.parametrize("name", ["dreamerv3", "harmonydream", "uw", "dwa"])
+def test_an_update_never_waits_for_the_device(name):
+    """bf16 (no loss scaler) from a pinned batch: any host sync inside the update raises here. Its metrics
+    are gathered once, after it (``train`` = ``train_scalars`` + one copy)."""
+    torch.manual_seed(0)
+    agent = make(name, "cuda", precision="bf16")
+    batch = pinned(fixed_batch(agent))
+    agent.train(batch)  # the first update allocates optimizer state and warms the caches
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        scalars = agent.train_scalars(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(v).all() for k, v in scalars.items() if k.startswith("loss/"))
+
+
+def test_cuda_graphs_replay_the_scan_and_rollout_across_updates():
+    """compile: scan with cuda_graphs: several updates in a row (each a new graph generation) stay finite,
+    the carried state survives the next replay, and the policy (never graphed) still acts."""
+    torch.manual_seed(0)
+    agent = make("dreamerv3", "cuda", compile="scan", cuda_graphs=True, precision="bf16", model_lr=1e-3)
+    batch = fixed_batch(agent)
+    first = agent.train(batch)
+    carried = {k: v.clone() for k, v in agent.carry.items()}
+    for _ in range(10):
+        last = agent.train(batch)
+    assert all(np.isfinite(v) for v in last.values()), last
+    assert model_loss(last) < model_loss(first)
+    assert not torch.equal(carried["deter"], agent.carry["deter"])  # updated, not aliased to graph memory
+    action, _ = agent.policy(first_obs(batch), None, "eval")
+    assert action.shape == (1, 2) and np.all(np.abs(action) <= 1.0)
