@@ -8,7 +8,7 @@ learner works at the paper's pace on a budget of minutes. Evaluation is left out
 500-step eval episode would outweigh such a budget.
 
     MUJOCO_GL=egl nice -n 10 .venv/bin/python benchmarks/run_speed.py [--agents dreamerv3 harmonydream]
-        [--envs 1 2 4] [--frames 400] [--prefill 128] [--preset small] [--device cpu]
+        [--envs 1 2 4] [--frames 400] [--prefill 128] [--preset small] [--device cpu] [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def measure(agent: str, envs: int, args: argparse.Namespace, results: Path) -> d
                "--preset", args.preset, "--results", str(results)]  # fmt: skip
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
+    for item in args.sets:
+        command += ["--set", item]
     started = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "MUJOCO_GL": "egl"})
     wall = time.perf_counter() - started
@@ -73,9 +75,14 @@ def main() -> None:
         "--preset", default="small", help="the model's preset (the train ratio is the paper's)"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], help="more bench overrides, key=value"
+    )
     args = parser.parse_args()
     print(f"dmc {TASK}, {args.preset} model, paper train ratio, {args.frames} frames, prefill {args.prefill} "
           f"steps, device {args.device}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    if args.sets:
+        print("overrides: " + " ".join(args.sets))
     header = f"{'agent':<14}{'envs':>5}{'frames/s':>10}{'updates':>9}{'wall s':>8}"
     print(header + "".join(f"{part:>11}" for part in (*PARTS, "other")) + "   (shares of wall time)")
     for agent in args.agents:
