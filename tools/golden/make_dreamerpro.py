@@ -66,13 +66,13 @@ import argparse
 import importlib
 import json
 import math
-import subprocess
 import sys
 import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from compare import print_comparison, reference_commit  # tools/golden/compare.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -698,22 +698,6 @@ def write_golden(
     print(f"wrote {path}")
 
 
-def _compare(ours: dict[str, Any], ref: dict[str, Any]) -> None:
-    worst = 0.0
-    for key, want in ref.items():
-        got, want_arr = np.asarray(ours[key], float), np.asarray(want, float)
-        if got.shape != want_arr.shape:
-            print(f"DIFF {key}: reference shape {want_arr.shape}, ours {got.shape}")
-            continue
-        rel = float(np.max(np.abs(got - want_arr) / np.maximum(np.abs(want_arr), 1e-7)))
-        worst = max(worst, rel)
-        shown = (
-            f"{float(want_arr):.7g} vs ours {float(got):.7g}" if want_arr.ndim == 0 else f"{want_arr.shape}"
-        )
-        print(f"{'OK ' if rel <= 1e-4 else 'DIFF'} {key}: reference {shown}, max rel {rel:.2e}")
-    print(f"largest relative difference: {worst:.2e}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -743,19 +727,11 @@ def main() -> None:
     if not exported:
         print(f"--ours={args.ours} is invalid; valid: the directory written by --export")
         sys.exit(2)
-    commit = (
-        args.commit
-        or subprocess.run(
-            ["git", "-C", str(args.reference), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    commit = reference_commit(args.reference, args.commit)
     for npz in exported:
         values, meta, applied = run_reference(args.reference.resolve(), npz, tuple(args.without))
         print(f"\n{npz.stem} (reference patches: {', '.join(applied)})")
-        _compare(meta["ours"], values)
+        print_comparison(meta["ours"], values)
         if not args.without:
             write_golden(npz.stem, values, meta, applied, commit)
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from compare import reference_commit  # tools/golden/compare.py, beside this script
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
@@ -527,20 +528,6 @@ def _reference_values(seen: dict, grads: dict, params: dict, before: dict, harmo
             values[f"grad_harmony_s_{group}"] = float(every[name])
             values[f"harmony_s_{group}"] = float(params[name].detach())
     return values
-
-
-def reference_commit(reference: Path, given: str | None) -> str:
-    if given:
-        return given
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(reference), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        out = None
-    if out is None or out.returncode != 0:
-        raise SystemExit(f"--reference {reference} is not a git checkout; give its commit with --commit")
-    return out.stdout.strip()
 
 
 def main() -> None:

@@ -44,13 +44,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from compare import print_comparison, reference_commit  # tools/golden/compare.py, beside this script
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -378,19 +378,6 @@ def write_golden(values: dict[str, Any], meta: dict[str, Any], commit: str) -> N
     tmp.replace(GOLDEN_PATH)
 
 
-def _compare(ours: dict[str, Any], ref: dict[str, Any]) -> None:
-    worst = 0.0
-    for key, want in ref.items():
-        got, want_arr = np.asarray(ours[key], float), np.asarray(want, float)
-        rel = np.max(np.abs(got - want_arr) / np.maximum(np.abs(want_arr), 1e-7))
-        worst = max(worst, float(rel))
-        shown = (
-            f"{float(want_arr):.7g} vs ours {float(got):.7g}" if want_arr.ndim == 0 else f"{want_arr.shape}"
-        )
-        print(f"{'OK ' if rel <= 1e-4 else 'DIFF'} {key}: reference {shown}, max rel {rel:.2e}")
-    print(f"max relative difference: {worst:.2e}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--export", type=Path, help="write our weights, batches, noise and numbers (.npz)")
@@ -404,17 +391,9 @@ def main() -> None:
         return
     if not (args.reference and args.ours):
         parser.error("give --export PATH, or --reference DIR with --ours PATH")
-    commit = (
-        args.commit
-        or subprocess.run(
-            ["git", "-C", str(args.reference), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    commit = reference_commit(args.reference, args.commit)
     values, meta = run_reference(args.reference, args.ours)
-    _compare(meta["ours"], values)
+    print_comparison(meta["ours"], values)
     write_golden(values, meta, commit)
     print(f"wrote {GOLDEN_PATH}")
 
