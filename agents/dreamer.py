@@ -305,14 +305,17 @@ class ActorCritic(nn.Module):
         reinforce), weighted by cumprod(1, d_0, d_1, ...); the critic at z_0..z_H-1 towards t_0..t_H-1.
 
         ``dv2_actor: tf`` (danijar/dreamerv2's TensorFlow agent.py ActorCritic, which DreamerPro forks): the
-        actor at z_0..z_H-1 towards t_0..t_H-1, the reinforce baseline from the online critic, and the
-        entropy bonus kept out of the critic's targets (TF tensors are immutable)."""
+        actor at z_0..z_H-1 towards t_0..t_H-1, the reinforce baseline from the online critic, the entropy
+        bonus kept out of the critic's targets (TF tensors are immutable), and d_0 from the discount head."""
         cfg = self.cfg
         reward = wm.reward(feats)
-        disc = torch.cat([cfg["discount"] * start_cont[None], wm.discount(feats[1:])])
+        tf = cfg["dv2_actor"] == "tf"
+        if tf:  # PRO dreamerv2/agent.py:174-177 WorldModel.imagine: the start's discount from the head too
+            disc = wm.discount(feats)
+        else:
+            disc = torch.cat([cfg["discount"] * start_cont[None], wm.discount(feats[1:])])
         weight = torch.cumprod(torch.cat([torch.ones_like(disc[:1]), disc[:-1]]), 0).detach()
         ret = lambda_return(reward[:-1], value, disc[:-1], cfg["lambda"])
-        tf = cfg["dv2_actor"] == "tf"
         steps = len(ret) if tf else len(ret) - 1  # the actor trains at z_0..z_steps-1
         target, baseline = (ret, fast[:steps]) if tf else (ret[1:], value[:steps])
         dist = self.dist(outs[:steps])
@@ -492,8 +495,15 @@ class Dreamer:
             # a copy: with cuda_graphs, post lives in graph memory that the next update overwrites
             self.carry = {k: post[k][:, -1].detach().clone() for k in ("deter", "stoch")}
 
-        start = {k: v.detach().flatten(0, 1) for k, v in post.items() if k in ("deter", "stoch")}
-        start_cont = 1 - data["is_terminal"].flatten()
+        start = {k: v.detach() for k, v in post.items() if k in ("deter", "stoch")}
+        start_cont = 1 - data["is_terminal"]
+        if cfg["returns"] == "dv2" and cfg["dv2_actor"] == "tf" and cfg["pred_cont"]:
+            # PRO dreamerv2/agent.py:73-75 Agent.train (danijar/dreamerv2's alike): "Last step could be
+            # terminal", so each sequence's last posterior state starts no imagination
+            start = {k: v[:, :-1] for k, v in start.items()}
+            start_cont = start_cont[:, :-1]
+        start = {k: v.flatten(0, 1) for k, v in start.items()}
+        start_cont = start_cont.flatten()
         if 0 < cfg["imag_starts"] < len(start_cont):
             idx = torch.randperm(len(start_cont), device=self.device)[: cfg["imag_starts"]]
             start = {k: v[idx] for k, v in start.items()}
@@ -581,8 +591,35 @@ def _adam(params: Any, cfg: dict[str, Any], name: str) -> torch.optim.Optimizer:
     (and DreamerPro's) does: AdamW with decay wd / lr (a param group at another lr decays by its lr * wd / lr)."""
     lr, eps, wd = cfg[f"{name}_lr"], cfg[f"{name}_eps"], cfg[f"{name}_wd"]
     if cfg["weight_decay"] == "decoupled":
-        return torch.optim.AdamW(params, lr=lr, eps=eps, weight_decay=wd / lr, foreach=True)
-    return torch.optim.Adam(params, lr=lr, eps=eps, weight_decay=wd, foreach=True)
+        opt = torch.optim.AdamW(params, lr=lr, eps=eps, weight_decay=wd / lr, foreach=True)
+    else:
+        opt = torch.optim.Adam(params, lr=lr, eps=eps, weight_decay=wd, foreach=True)
+    if cfg["adam_eps"] == "tf":
+        opt.register_step_pre_hook(_tf_epsilon([group["eps"] for group in opt.param_groups]))
+    return opt
+
+
+def _tf_epsilon(base: list[float]) -> Any:
+    """A step pre-hook giving torch's Adam TF's epsilon. Keras Adam (TF 2.4 optimizer_v2/adam.py, ApplyAdam)
+    steps lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), torch lr / (1 - b1^t) m / (sqrt(v) /
+    sqrt(1 - b2^t) + eps): the same with eps / sqrt(1 - b2^t) in torch, t the step about to be taken.
+
+    t is read from the optimizer's state (so a checkpoint resumes it): torch counts one step per parameter
+    with a gradient, TF one iteration per apply for the whole optimizer; the largest step in the group is
+    TF's count (a parameter without a gradient at some steps, e.g. frozen prototypes, keeps torch's own
+    bias correction). A step the fp16 GradScaler skips calls no step(): torch's t stays, m and v too. TF
+    2.4's LossScaleOptimizer also skips the apply but counts the iteration (loss_scale_optimizer.py
+    do_not_apply_fn), so after k skipped steps its t, in the bias correction and here, is k ahead of ours
+    (3e-4 of the step size per skipped step at t = 1000); which steps are skipped differs anyway, as its loss
+    scale starts at 2^15 and torch's at 2^16."""
+
+    def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for group, eps in zip(opt.param_groups, base):
+            # Adam keeps the step on the host (not capturable, not fused): reading it waits for no device
+            done = max((int(opt.state[p]["step"]) for p in group["params"] if p in opt.state), default=0)
+            group["eps"] = eps / (1 - group["betas"][1] ** (done + 1)) ** 0.5
+
+    return hook
 
 
 def check_observations(backbone: str, keys: list[str], config: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "returns": ("dv2", "dv3"),
     "dv2_actor": ("hd", "tf"),
     "weight_decay": ("l2", "decoupled"),
+    "adam_eps": ("torch", "tf"),
     "eval_policy": ("mode", "sample"),
     "compile": ("off", "step", "scan"),
 }
@@ -160,6 +161,9 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         "critic_clip": 100.0,
         "critic_wd": 1e-6,
         "weight_decay": "l2",  # HD Adam(weight_decay); decoupled: DV2 TF Optimizer var *= 1 - wd
+        # torch: Adam adds eps to the bias-corrected sqrt(v) (HD torch.optim.Adam); tf: to sqrt(v) before the
+        # bias correction, as Keras Adam in DV2's (and PRO's) TF Optimizer: eps / sqrt(1 - beta2^t) here
+        "adam_eps": "torch",
         "actor_dist": "trunc_normal",  # HD actor dist auto -> trunc_normal (continuous), onehot (discrete)
         "actor_min_std": 0.1,  # HD actor min_std 0.1
         "actor_max_std": 1.0,

@@ -55,7 +55,8 @@ def _pro_model(config: dict[str, Any], suite: str) -> None:
     block; Atari100K keeps DreamerV2's (PRO's atari block is a 200M-frame setup, not applied); elsewhere the
     defaults block. Every suite: PRO's actor-critic and optimizer code, danijar/dreamerv2's TF ones."""
     agent = config["agent"]
-    agent.update(dv2_actor="tf", weight_decay="decoupled")  # PRO tfutils.py Optimizer: var *= 1 - wd
+    # PRO tfutils.py Optimizer: var *= 1 - wd, and tf.optimizers.Adam's epsilon (before the bias correction)
+    agent.update(dv2_actor="tf", weight_decay="decoupled", adam_eps="tf")
     agent["carry_state"] = False  # PRO train.py: agnt.train(next(train_dataset)), every update from zeros
     agent["init"] = "glorot"  # PRO Keras Dense/Conv2D glorot_uniform, its GRUCell's Dense included
     if suite in ("dmc", "dmcr"):

@@ -57,7 +57,7 @@ TINY = {
     "layers": 2,
     "cnn_depth": 4,
     "imag_horizon": 4,  # PRO imag_horizon 5 (it counts the start state)
-    "imag_starts": 0,  # imagine from every posterior state, as PRO does
+    "imag_starts": 0,  # no subsample of the imagination starts, as PRO
     "proto_count": 8,
     "proto_dim": 8,
     "proto_freeze": 0,
@@ -107,12 +107,13 @@ def noise(case: str) -> dict[str, np.ndarray]:
     """The shared random numbers. aug_delta (2B, 1, 2): each row's (dx, dy) shift in pixels, as our
     random_shift draws it; post (T, 2B, S) and imag (H + 1, N, S): Gaussian latent noise per posterior and
     imagination step (none for categorical latents); action (H + 1, N, A) per imagination step; entropy
-    (100, H + 1, N, A) the entropy estimate's draws. PRO imagines one step more than we use (its last action and
-    state feed nothing)."""
+    (100, H + 1, N, A) the entropy estimate's draws. PRO imagines one step more than we use (its last action
+    and state feed nothing). N starts: every posterior state, without each sequence's last with a discount
+    head (PRO agent.py:73-75)."""
     gen = torch.Generator().manual_seed(NOISE_SEED)
     rows, length, horizon = 2 * TINY["batch_size"], TINY["batch_length"], TINY["imag_horizon"]
     cfg = agent_config(case)
-    starts = rows * length
+    starts = rows * (length - 1 if cfg["pred_cont"] else length)
     latents = 1 if cfg["latent"] == "gaussian" else 0
     return {
         "aug_delta": ((torch.rand(rows, 1, 2, generator=gen) * 2 - 1) * cfg["aug_max_delta"]).numpy(),

@@ -210,6 +210,7 @@ def test_harmony_and_reward_1000_variants():
         ("unimix", 0.01),  # with Gaussian latents (the DMC preset)
         ("actor_dist", "beta"),
         ("actor_grad_mix", 1.5),
+        ("adam_eps", "keras"),
         ("balancer", {"name": "bogus"}),
     ],
 )
@@ -411,6 +412,48 @@ def test_pro_weight_decay_scales_every_weight_by_one_minus_wd_before_the_step():
     grad = hd["model_wd"] * start
     expected = start - hd["model_lr"] * grad / (grad.abs() + hd["model_eps"])
     assert torch.allclose(weight.detach(), expected, rtol=1e-12, atol=0)
+
+
+def _tf_adam_steps(start, grads, lr, eps, wd, b1=0.9, b2=0.999):
+    """PRO tfutils.py Optimizer with Keras Adam (TF 2.4 adam.py), in closed form: var *= 1 - wd, then
+    var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps) at step t."""
+    weight, m, v = start.clone(), torch.zeros_like(start), torch.zeros_like(start)
+    for t, grad in enumerate(grads, 1):
+        weight = (1 - wd) * weight
+        m, v = b1 * m + (1 - b1) * grad, b2 * v + (1 - b2) * grad.square()
+        weight = weight - lr * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (v.sqrt() + eps)
+    return weight
+
+
+def test_pro_adam_adds_epsilon_before_the_bias_correction_as_tf_and_resumes_its_step():
+    """adam_eps tf: each step equals Keras Adam's closed form (eps matters: gradients near eps), also after a
+    checkpoint round trip (the third step takes t = 3, not a restarted t = 1); torch's Adam differs."""
+    cfg = dreamerpro.default_config("dreamerpro", "paper", "dmc")["agent"]
+    assert cfg["adam_eps"] == "tf"
+    assert agents.default_config("dreamerv2", "paper", "dmc")["agent"]["adam_eps"] == "torch"
+    lr, eps, wd = cfg["model_lr"], cfg["model_eps"], cfg["model_wd"]
+    start = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    grads = [torch.tensor([1e-5, -3e-4, 2e-2], dtype=torch.float64) * scale for scale in (1.0, -0.5, 2.0)]
+
+    def stepped(config, count, state=None):
+        weight = nn.Parameter(start.clone() if state is None else state["weight"].clone())
+        opt = dreamer._adam([weight], config, "model")
+        if state is not None:
+            opt.load_state_dict(state["opt"])
+        for grad in grads[len(grads) - count :] if state is not None else grads[:count]:
+            weight.grad = grad.clone()
+            opt.step()
+        return weight.detach(), copy.deepcopy(opt.state_dict())
+
+    one, _ = stepped(cfg, 1)
+    assert torch.allclose(one, _tf_adam_steps(start, grads[:1], lr, eps, wd), rtol=1e-12, atol=0)
+    two, opt_state = stepped(cfg, 2)
+    resumed, _ = stepped(cfg, 1, {"weight": two, "opt": opt_state})
+    assert torch.allclose(resumed, _tf_adam_steps(start, grads, lr, eps, wd), rtol=1e-12, atol=0)
+    straight, _ = stepped(cfg, 3)
+    assert torch.equal(resumed, straight)
+    torch_eps, _ = stepped({**cfg, "adam_eps": "torch"}, 3)
+    assert not torch.allclose(torch_eps, resumed, rtol=1e-6, atol=0)
 
 
 def test_pro_initialises_the_gru_as_keras_does_and_dreamerv2_keeps_hd_torch_default():

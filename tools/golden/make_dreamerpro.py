@@ -38,26 +38,17 @@ returns mean + std * the shared noise, SampleDist's sample and entropy use the s
 TanhBijector (so its log-prob keeps TFP's cached pre-tanh value, as PRO's does), and the prior sample inside
 PRO's obs_step takes the mode (it feeds nothing).
 
-What the reference run changes in PRO (the golden file's "reference_patches" lists those applied). Each is a
-difference between PRO and ours; the effects were measured with ``--without PATCH`` on the golden cases:
+What the reference run changes in PRO (the golden file's "reference_patches" lists it): one difference between
+PRO and ours, with no effect on what is learned:
 
-* ``normal constant`` (always): PRO's reward and critic losses are negative Normal(., 1) log-likelihoods
+* ``normal constant``: PRO's reward and critic losses are negative Normal(., 1) log-likelihoods
   (nets.py DistLayer mse; agent.py WorldModel.loss, ActorCritic.critic_loss), which include 0.5 log(2 pi)
   per element; ours is 1/2 squared error. Same gradients; the recorded reward, model and critic losses have the
   constant (times the mean weight, for the critic) subtracted.
-* ``adam epsilon``: TF's Adam adds epsilon to sqrt(v) before the bias correction, torch's after: TF's update is
-  torch's with epsilon / sqrt(1 - beta2^t) (31.6x at the first step, 3.2x at step 100, 1.26x at step 1000). The reference run
-  gives its Adam epsilon * sqrt(1 - beta2) so that this one step is torch's. Effect at the first update:
-  update norms 1-19% (reward head 11-19%, actor 16%, critic 13-18%), and through the stepped world model the
-  lambda-returns up to 14% and the dmc actor loss 2.6%.
-* ``starts`` (with a discount head): PRO agent.py:73-75 Agent.train drops each sequence's last posterior
-  state as an imagination start ("Last step could be terminal"); ours starts from every state and gives a
-  terminal start no weight past itself (its first discount is gamma * (1 - is_terminal)). Effect (defaults
-  case): actor gradient norm 7.5%, critic loss 2.4%, actor loss 0.26%.
-* ``first discount`` (with a discount head): PRO agent.py:174 imagine discounts every imagined state by the
-  discount head's mean, the start included; ours takes the start's from the data, gamma * (1 - is_terminal),
-  as HarmonyDream's DV2 does. Effect (defaults case, an untrained head near 0.5): returns up to 170%, actor
-  loss 40%, critic loss 53%; a trained head predicts about gamma away from terminals, where it is small.
+
+Not patched, as ours follows PRO there: TF's Adam epsilon, added to sqrt(v) before the bias correction (our
+``adam_eps: tf``); with a discount head, no imagination start at each sequence's last posterior state
+(agent.py:73-75) and the start's discount from the head (agent.py:174; both under ``dv2_actor: tf``).
 """
 
 from __future__ import annotations
@@ -83,8 +74,6 @@ REGENERATE = (
     "/tmp/tfvenv/bin/python tools/golden/make_dreamerpro.py --reference /tmp/dreamerpro-ref "
     "--ours /tmp/dreamerpro_ours"
 )
-# What the reference run changes in PRO (the module docstring says why); --without leaves one out.
-PATCHES = ("adam epsilon", "starts", "first discount")
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 # Not recorded with the settings: they change how fast the update runs, not what it computes (eager fp32 here).
 SPEED_KNOBS = ("compile", "cuda_graphs")
@@ -103,6 +92,7 @@ FIXED = {
     "kl": "balance",
     "returns": "dv2",
     "dv2_actor": "tf",
+    "adam_eps": "tf",
     "actor_dist": "tanh_normal",
     "critic_target": "slow",
     "critic_slowreg": 0.0,
@@ -402,11 +392,9 @@ def _resolve(roots: dict[str, Any], path: str) -> Any:
     return node
 
 
-def run_reference(
-    ref: Path, npz: Path, skip: tuple[str, ...] = ()
-) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def run_reference(ref: Path, npz: Path) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """PRO's DreamerPro Agent.train on the batch with our weights and noise, patched as the module docstring
-    says except for the patches named in ``skip``. Returns (values, meta, the patches applied)."""
+    says. Returns (values, meta, the patches applied)."""
     import tensorflow as tf
 
     common, agent_module = _import_reference(ref)
@@ -417,9 +405,8 @@ def run_reference(
     ours = {k.removeprefix("param/"): data[k] for k in data.files if k.startswith("param/")}
     shared = {k.removeprefix("noise/"): data[k] for k in data.files if k.startswith("noise/")}
     batch = {k: tf.constant(data[f"batch/{k}"]) for k in ("image", "action", "reward")}
-    is_terminal = data["batch/is_terminal"]
     if cfg["pred_cont"]:  # PRO's env gives discount 1 - terminal; its preprocess multiplies by gamma
-        batch["discount"] = tf.constant(1 - is_terminal)
+        batch["discount"] = tf.constant(1 - data["batch/is_terminal"])
     config = reference_config(ref, cfg, suite)
 
     step = tf.Variable(0, dtype=tf.int64)
@@ -458,7 +445,6 @@ def run_reference(
     class SharedNoiseMVN(real_tfd.MultivariateNormalDiag):
         def sample(self, sample_shape=(), seed=None, name="sample", **kwargs):
             draw = next(latent)
-            draw = draw if len(draw) == len(self.loc) else per_start(draw, len(self.loc))
             if tuple(draw.shape) != tuple(self.loc.shape):
                 raise ValueError(f"latent noise {draw.shape} for a sample of shape {self.loc.shape}")
             return self.loc + self.scale.diag_part() * draw
@@ -474,16 +460,6 @@ def run_reference(
         leading = tf.reshape(tf.cast(sample_shape, tf.int32), [-1])  # Independent asks for n = 1
         return tf.broadcast_to(sample, tf.concat([leading, tf.shape(probs)], 0))
 
-    length = data["batch/is_terminal"].shape[1]
-
-    def per_start(draw: np.ndarray, starts: int) -> np.ndarray:
-        """The shared noise of the imagination starts PRO keeps (axis -2): all, or without the starts patch
-        each sequence's first T - 1 (the same noise as ours for the same start)."""
-        if draw.shape[-2] == starts:
-            return draw
-        keep = (np.arange(draw.shape[-2]) % length) < length - 1
-        return draw[..., keep, :]
-
     def parts(dist: Any) -> tuple[Any, Any, Any]:
         """SampleDist(Independent(TransformedDistribution(Normal, TanhBijector))) -> (loc, scale, bijector)."""
         transformed = dist._dist.distribution
@@ -491,14 +467,14 @@ def run_reference(
 
     def action_sample(self, sample_shape=(), seed=None):
         loc, scale, bijector = parts(self)
-        draw = per_start(next(actions), loc.shape[0])
+        draw = next(actions)
         if tuple(draw.shape) != tuple(loc.shape):
             raise ValueError(f"action noise {draw.shape} for a sample of shape {loc.shape}")
         return bijector.forward(loc + scale * draw)
 
     def action_entropy(self):
         loc, scale, bijector = parts(self)
-        draw = per_start(shared["entropy"][:, : loc.shape[0]], loc.shape[1])
+        draw = shared["entropy"][:, : loc.shape[0]]
         sample = bijector.forward(loc + scale * draw)  # TFP caches x for log_prob, as in PRO's sample()
         entropy = -tf.reduce_mean(self.log_prob(sample), 0)
         captured["entropy"] = entropy
@@ -519,7 +495,6 @@ def run_reference(
     obs_step, img_step, observe = rssm_class.obs_step, rssm_class.img_step, rssm_class.observe
     sinkhorn, optimizer_call = rssm_class.sinkhorn, optimizer_class.__call__
     target, critic_loss = agent_module.ActorCritic.target, agent_module.ActorCritic.critic_loss
-    imagine = agent_module.WorldModel.imagine
     in_obs_step = [False]
 
     def obs_step_capture(self, *args, **kwargs):
@@ -552,25 +527,6 @@ def run_reference(
         captured["critic_loss"], mets = critic_loss(self, *args, **kwargs)
         return captured["critic_loss"], mets
 
-    def train_every_start(self, data, state=None):
-        """PRO agent.py Agent.train without dropping each sequence's last state as a start (``starts``)."""
-        metrics = {}
-        state, outputs, mets = self.wm.train(data, state)
-        metrics.update(mets)
-        reward = lambda f, s, a: self.wm.heads["reward"](f).mode()  # noqa: E731  (PRO's own)
-        metrics.update(self._task_behavior.train(self.wm, outputs["post"], reward))
-        return state, metrics
-
-    def imagine_first_discount_from_data(self, policy, start, horizon):
-        """PRO's imagine with the first discount gamma * (1 - is_terminal) of the start (``first discount``)."""
-        feats, states, imagined, discount = imagine(self, policy, start, horizon)
-        terminal = np.concatenate([is_terminal, is_terminal])  # the two views
-        if discount.shape[1] != terminal.size:  # without the starts patch: each sequence's last dropped
-            terminal = terminal[:, :-1]
-        first = tf.constant(config.discount * (1 - terminal.reshape(-1)), discount.dtype)
-        return feats, states, imagined, tf.concat([first[None], discount[1:]], 0)
-
-    adam = tf.keras.optimizers.legacy.Adam
     applied = ["normal constant"]
     patches = [
         (nets, "tfd", tfd_view),
@@ -587,16 +543,6 @@ def run_reference(
         (agent_module.ActorCritic, "target", target_capture),
         (agent_module.ActorCritic, "critic_loss", critic_loss_capture),
     ]
-    if "adam epsilon" not in skip:  # this single step as torch's Adam takes it (the docstring says why)
-        applied.append("adam epsilon")
-        for opt in (wm.model_opt, ac.actor_opt, ac.critic_opt):
-            opt._opt = adam(opt._opt.learning_rate, epsilon=opt._opt.epsilon * math.sqrt(1 - 0.999))
-    if cfg["pred_cont"] and "starts" not in skip:
-        applied.append("starts")
-        patches.append((agent_module.Agent, "train", train_every_start))
-    if cfg["pred_cont"] and "first discount" not in skip:
-        applied.append("first discount")
-        patches.append((agent_module.WorldModel, "imagine", imagine_first_discount_from_data))
     originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in patches]
     try:
         for owner, name, value in patches:
@@ -706,13 +652,6 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, help="a checkout of fdeng18/dreamer-pro")
     parser.add_argument("--ours", type=Path, help="the directory written by --export")
     parser.add_argument("--commit", help="the reference checkout's commit (default: git rev-parse HEAD)")
-    parser.add_argument(
-        "--without",
-        action="append",
-        default=[],
-        choices=PATCHES,
-        help="leave this patch of the reference out (compare only; no golden file is written)",
-    )
     args = parser.parse_args()
     if args.export:
         sys.path.insert(0, str(ROOT))
@@ -729,11 +668,10 @@ def main() -> None:
         sys.exit(2)
     commit = reference_commit(args.reference, args.commit)
     for npz in exported:
-        values, meta, applied = run_reference(args.reference.resolve(), npz, tuple(args.without))
+        values, meta, applied = run_reference(args.reference.resolve(), npz)
         print(f"\n{npz.stem} (reference patches: {', '.join(applied)})")
         print_comparison(meta["ours"], values)
-        if not args.without:
-            write_golden(npz.stem, values, meta, applied, commit)
+        write_golden(npz.stem, values, meta, applied, commit)
 
 
 if __name__ == "__main__":
