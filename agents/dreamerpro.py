@@ -187,7 +187,9 @@ class ProtoWorldModel(dreamer.WorldModel):
         post, losses, metrics = super().loss(views, state)
         self.prototypes.normalize()  # PRO proto_loss reassigns the l2-normalised prototypes each update
         frozen = self.prototypes.frozen(self.update_count)
-        vectors = self.prototypes.vectors.detach() if frozen else self.prototypes.vectors
+        vectors = self.prototypes.vectors
+        if frozen:  # PRO agent.py:119-121 zeroes their gradient: Adam still counts the step and decay applies
+            vectors = vectors.detach() + 0 * vectors
         with torch.no_grad():
             image = views["image"]
             ema_embed = self.ema_encoder(image.flatten(0, 1)).reshape(*image.shape[:2], -1)

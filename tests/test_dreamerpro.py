@@ -141,6 +141,8 @@ def test_prototypes_stay_frozen_then_learn_and_stay_unit_norm():
     assert (
         agent.wm.prototypes.vectors - start
     ).abs().max() < 1e-6  # renormalising a unit vector: rounding only
+    # PRO zeroes the frozen prototypes' gradient rather than removing it: Adam counted those steps too
+    assert int(agent.model_opt.state[agent.wm.prototypes.vectors]["step"]) == 2
     for _ in range(2):
         assert agent.train(batch)["prototypes_frozen"] == 0.0
     assert (agent.wm.prototypes.vectors - start).abs().max() > 1e-4
