@@ -33,7 +33,7 @@ unpatched on a CPU (the commits last measured: HarmonyDream 0a22e33, dreamerv3-t
     .venv/bin/python benchmarks/reference_speed.py --ref-python <refvenv>/bin/python --hd <hd> --nm512 <nm512>
 
 Each update takes seconds to tens of seconds on a few cores: the defaults (1 warm-up + 2 timed updates per
-subprocess, 2 rounds) take about 20 minutes on 2 cores.
+subprocess, 2 rounds) took 35 minutes on 2 shared cores.
 """
 
 from __future__ import annotations
@@ -349,7 +349,9 @@ def main() -> None:
                 }
                 for side, command in sides.items():
                     report = run_child(command + common, args.threads)
-                    versions[side if side == "ours" else "reference"] = report["torch"]
+                    versions[side if side == "ours" else "reference"] = (
+                        f"{report['torch']} ({report['threads']} threads)"
+                    )
                     results.setdefault((pair, side), []).extend(report["updates"])
                     walls = " ".join(f"{u['wall']:.1f}" for u in report["updates"])
                     print(f"round {round_index} {pair:<8}{side:<11} s/update: {walls}", flush=True)
