@@ -1,9 +1,11 @@
-"""What every golden tool does on the reference's side once it has its numbers: print them beside ours and
-find the reference checkout's commit. Numpy only: the tools run in the references' own environments
-(one of them TensorFlow without torch)."""
+"""What every golden tool shares: its two-step command line, printing the reference's numbers beside ours,
+the reference checkout's commit and writing the golden file. Numpy only: the reference step runs in the
+reference's own environment (one of them TensorFlow without torch)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,24 @@ def reference_commit(reference: Path, given: str | None) -> str:
     if out is None or out.returncode != 0:
         raise SystemExit(f"--reference {reference} is not a git checkout; give its commit with --commit")
     return out.stdout.strip()
+
+
+def parse_args(description: str, reference: str, export_help: str, ours_help: str) -> argparse.Namespace:
+    """``--export PATH`` (step 1, our environment) or ``--reference DIR --ours PATH [--commit C]`` (step 2)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--export", type=Path, help=export_help)
+    parser.add_argument("--reference", type=Path, help=f"a checkout of {reference}")
+    parser.add_argument("--ours", type=Path, help=ours_help)
+    parser.add_argument("--commit", help="the reference checkout's commit (default: git rev-parse HEAD)")
+    args = parser.parse_args()
+    if not args.export and not (args.reference and args.ours):
+        parser.error("give --export PATH, or --reference DIR with --ours PATH")
+    return args
+
+
+def write_golden_file(path: Path, golden: dict[str, Any]) -> None:
+    """Atomically: a file the tests read is never half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(golden, indent=1) + "\n")
+    tmp.replace(path)

@@ -53,7 +53,6 @@ Not patched, as ours follows PRO there: TF's Adam epsilon, added to sqrt(v) befo
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import math
@@ -63,7 +62,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from compare import print_comparison, reference_commit  # tools/golden/compare.py, beside this script
+from compare import (  # tools/golden/compare.py, beside this script
+    parse_args,
+    print_comparison,
+    reference_commit,
+    write_golden_file,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -636,29 +640,22 @@ def write_golden(
         "parameters": meta["parameters"],
         "values": values,
     }
-    GOLDEN.mkdir(parents=True, exist_ok=True)
     path = GOLDEN / f"{case}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(golden, indent=1) + "\n")
-    tmp.replace(path)
+    write_golden_file(path, golden)
     print(f"wrote {path}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--export", type=Path, help="write our weights, batch, noise and numbers (DIR/<case>.npz)"
+    args = parse_args(
+        __doc__.split("\n\n")[0],
+        "fdeng18/dreamer-pro",
+        "write our weights, batch, noise and numbers (DIR/<case>.npz)",
+        "the directory written by --export",
     )
-    parser.add_argument("--reference", type=Path, help="a checkout of fdeng18/dreamer-pro")
-    parser.add_argument("--ours", type=Path, help="the directory written by --export")
-    parser.add_argument("--commit", help="the reference checkout's commit (default: git rev-parse HEAD)")
-    args = parser.parse_args()
     if args.export:
         sys.path.insert(0, str(ROOT))
         export(args.export)
         return
-    if not (args.reference and args.ours):
-        parser.error("give --export DIR, or --reference DIR with --ours DIR")
     if not (args.reference / "DreamerPro" / "dreamerv2" / "agent.py").is_file():
         print(f"--reference={args.reference} is invalid; valid: a checkout of {REFERENCE_URL}")
         sys.exit(2)

@@ -47,7 +47,6 @@ is_first. Every sequence of the batch starts with is_first.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -56,7 +55,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from compare import print_comparison, reference_commit  # tools/golden/compare.py, beside this script
+from compare import (  # tools/golden/compare.py, beside this script
+    parse_args,
+    print_comparison,
+    reference_commit,
+    write_golden_file,
+)
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -458,25 +462,20 @@ def write_golden(values: dict[str, Any], meta: dict[str, Any], commit: str) -> N
         "parameters": meta["parameters"],
         "values": values,
     }
-    GOLDEN_PATH.parent.mkdir(parents=True, exist_ok=True)
-    tmp = GOLDEN_PATH.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(golden, indent=1) + "\n")
-    tmp.replace(GOLDEN_PATH)
+    write_golden_file(GOLDEN_PATH, golden)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--export", type=Path, help="write our weights, batch and numbers (.npz)")
-    parser.add_argument("--reference", type=Path, help="a checkout of NM512/dreamerv3-torch")
-    parser.add_argument("--ours", type=Path, help="the .npz written by --export")
-    parser.add_argument("--commit", help="the reference checkout's commit (default: git rev-parse HEAD)")
-    args = parser.parse_args()
+    args = parse_args(
+        __doc__.split("\n\n")[0],
+        "NM512/dreamerv3-torch",
+        "write our weights, batch and numbers (.npz)",
+        "the .npz written by --export",
+    )
     if args.export:
         sys.path.insert(0, str(ROOT))
         export(args.export)
         return
-    if not (args.reference and args.ours):
-        parser.error("give --export PATH, or --reference DIR with --ours PATH")
     commit = reference_commit(args.reference, args.commit)
     values, meta = run_reference(args.reference, args.ours)
     print_comparison(meta["ours"], values)
