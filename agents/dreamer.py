@@ -606,8 +606,8 @@ def _tf_epsilon(base: list[float]) -> Any:
 
     t is read from the optimizer's state (so a checkpoint resumes it): torch counts one step per parameter
     with a gradient, TF one iteration per apply for the whole optimizer; the largest step in the group is
-    TF's count (a parameter without a gradient at some steps, e.g. frozen prototypes, keeps torch's own
-    bias correction). A step the fp16 GradScaler skips calls no step(): torch's t stays, m and v too. TF
+    TF's count (a parameter without a gradient at some steps keeps torch's own bias correction; DreamerPro's
+    frozen prototypes get a zero gradient, so they count every step, as in TF). A step the fp16 GradScaler skips calls no step(): torch's t stays, m and v too. TF
     2.4's LossScaleOptimizer also skips the apply but counts the iteration (loss_scale_optimizer.py
     do_not_apply_fn), so after k skipped steps its t, in the bias correction and here, is k ahead of ours
     (3e-4 of the step size per skipped step at t = 1000); which steps are skipped differs anyway, as its loss
