@@ -197,6 +197,13 @@ def _dreamerv2(suite: str) -> dict[str, Any]:
         run["pretrain"] = 100
     if suite == "gym":
         agent["pred_cont"] = True  # gym tasks terminate (CartPole): keep the continue head
+    else:
+        # HD wmlib/core/replay.py (replay {ongoing: False, minlen: 50, maxlen: 50}): a sequence lies within
+        # one complete episode and starts marked is_first; prioritize_ends True with ends_priority 50, False on
+        # dmc_vision/dmc_remastered. Gym has no HD config, and CartPole's early episodes are shorter than a
+        # sequence: it keeps the stream replay.
+        run.update(replay_sampling="episodes", replay_mark_first=True)
+        run["replay_ends"] = 0 if suite in ("dmc", "dmcr") else 50
     if suite in ("dmc", "dmcr", "gym"):
         agent["kl_free"] = 1.0  # HD dmc_*: kl.free 1.0
         run["prefill"] = 1000  # HD dmc_*: prefill 1000

@@ -106,6 +106,13 @@ def default_config(backbone: str, preset: str, suite: str) -> dict[str, Any]:
         config["agent"].update(proto_count=500, proto_freeze=1000)  # fewer updates in a CPU run
     else:  # smoke
         config["agent"].update(proto_count=32, proto_dim=8, proto_freeze=2)
+    if config["run"].get("replay_sampling") == "episodes":
+        # PRO common/replay.py sample_episodes: within an episode, first step not marked (its RSSM has no
+        # is_first); dataset.oversample_ends True (False on dmc) gives the last start `length` of the
+        # episode's draws: ends = length - 1 here
+        oversample = suite not in ("dmc", "dmcr")
+        ends = config["agent"]["batch_length"] - 1 if oversample else 0
+        config["run"].update(replay_mark_first=False, replay_ends=ends)
     return config
 
 

@@ -22,6 +22,7 @@ import suites  # noqa: E402
 from bench import config as cfg  # noqa: E402
 from bench import store  # noqa: E402
 from bench.progress import format_duration, run_eta, run_rate, sweep_rate_eta  # noqa: E402
+from bench.replay import check_sampling  # noqa: E402
 from bench.spec import RunSpec, expand  # noqa: E402
 
 
@@ -112,6 +113,10 @@ def _resolve_all(specs: list[RunSpec], skip_incompatible: bool) -> dict[RunSpec,
                 raise cfg.ConfigError(str(error).splitlines()[0]) from None
             if config["run"]["steps"] <= 0 or config["run"]["eval_every"] <= 0:
                 raise cfg.ConfigError("run.steps and run.eval_every must be positive")
+            try:
+                check_sampling(config["run"], bool(config["agent"].get("per")))
+            except ValueError as error:
+                raise cfg.ConfigError(str(error)) from None
             if spec.task not in discrete:
                 discrete[spec.task] = suite.discrete_actions(spec.task)
             try:

@@ -31,6 +31,11 @@ HARNESS_DEFAULTS: dict[str, Any] = {
         "pretrain": 0,
         "replay_capacity": 0,  # agent steps kept in the replay buffer
         "replay_chunk": 1024,  # steps per immutable replay file in the checkpoint
+        # stream: a sequence starts anywhere in an env's stream and may cross episodes (DV3, TD-MPC); episodes:
+        # within one complete episode, drawn uniformly (DV2, HD, DreamerPro); see bench/replay.py
+        "replay_sampling": "stream",
+        "replay_ends": 0,  # episodes: extra draws of an episode's last start (HD prioritize_ends: ends_priority)
+        "replay_mark_first": False,  # episodes: every sequence starts at is_first (HD wmlib/core/replay.py)
         "envs": 1,  # envs stepped together, one batched policy call (1: in this process; more: workers)
         "env_timeout_s": 600.0,  # an env worker that does not answer a step within this fails the run
         # sample (and on CUDA pin) the next batch of a burst of updates while the current one runs; the same

@@ -157,7 +157,13 @@ class Run:
             )
             self.per = self.agent.prioritized  # (alpha, beta): the agent asks for PER
             self.replay = Replay(
-                self.cfg_run["replay_capacity"], self.cfg_run["replay_chunk"], self.per, self.num_envs
+                self.cfg_run["replay_capacity"],
+                self.cfg_run["replay_chunk"],
+                self.per,
+                self.num_envs,
+                self.cfg_run["replay_sampling"],
+                self.cfg_run["replay_ends"],
+                self.cfg_run["replay_mark_first"],
             )
             self.resumed = self._load_checkpoint()
         except BaseException:

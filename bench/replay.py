@@ -6,6 +6,15 @@ mixes envs. Sequences are cut anywhere in a stream and may cross episode boundar
 agent where to reset (as in DreamerV3). Uniform sampling draws a start uniformly over every valid start of
 every stream (a one-stream buffer draws exactly as before streams existed).
 
+Episode sampling (``sampling="episodes"``), the replay of DreamerV2 and the code built on it (thuml/HarmonyDream
+wmlib/core/replay.py Replay._sample_sequence, fdeng18/dreamer-pro common/replay.py sample_episodes): a
+sequence never crosses an episode boundary. An episode is drawn uniformly among the complete ones wholly held
+(those that reached ``is_last``; an episode counts once, whatever its length) with at least ``length``
+steps, then a start within it uniformly over its ``total - length + 1`` starts plus ``ends`` more that all
+fall on the last one (HD ``prioritize_ends``/``ends_priority``; DreamerPro's ``oversample_ends`` is
+``ends = length - 1``). With ``mark_first`` every sequence's first step is marked ``is_first``, as HD does, so
+that an update starts it from the initial state and a zero previous action whatever state it carries over.
+
 Prioritized replay (Schaul et al. 2016, as TD-MPC uses it), when made with ``per`` = (alpha, beta): each
 step holds the priority of a sequence starting there; new steps get the largest current priority; a start
 is drawn with probability P = p^alpha / sum p^alpha over the valid starts (from sum/max trees) and its loss
@@ -20,6 +29,7 @@ only after the checkpoint that no longer needs them is in place.
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +37,31 @@ import numpy as np
 
 from bench.priority_tree import PriorityTrees
 
+SAMPLING = ("stream", "episodes")
+
+
+def check_sampling(run: dict[str, Any], prioritized: bool = False) -> None:
+    """Raise ValueError (one line) on a bad ``run.replay_sampling`` / ``run.replay_ends`` value."""
+    sampling = run["replay_sampling"]
+    if sampling not in SAMPLING or (prioritized and sampling != "stream"):
+        valid = "stream (the agent samples by priority)" if prioritized else ", ".join(SAMPLING)
+        raise ValueError(f"run.replay_sampling={sampling!r} is invalid; valid choices: {valid}")
+    if run["replay_ends"] < 0:
+        raise ValueError(f"run.replay_ends={run['replay_ends']} is invalid; valid: an int >= 0")
+
 
 class Replay:
     def __init__(
-        self, capacity: int, chunk: int = 1024, per: tuple[float, float] | None = None, streams: int = 1
+        self,
+        capacity: int,
+        chunk: int = 1024,
+        per: tuple[float, float] | None = None,
+        streams: int = 1,
+        sampling: str = "stream",
+        ends: int = 0,
+        mark_first: bool = False,
     ) -> None:
+        check_sampling({"replay_sampling": sampling, "replay_ends": ends}, per is not None)
         if streams < 1:
             raise ValueError(f"replay streams={streams}: must be at least 1 (one per env)")
         if capacity // streams < 2:
@@ -44,6 +74,10 @@ class Replay:
         self._data: dict[str, np.ndarray] = {}
         self.per = per
         self._trees = None if per is None else PriorityTrees(capacity, per[0])
+        self.sampling, self.ends, self.mark_first = sampling, ends, mark_first
+        self._open: list[int | None] = [None] * streams  # per stream, where its unfinished episode starts
+        self._episodes: list[deque[tuple[int, int]]] = [deque() for _ in range(streams)]  # complete, held
+        self._table: tuple[int, np.ndarray] | None = None  # (length, drawable episodes): rebuilt on change
 
     @property
     def total(self) -> int:
@@ -67,7 +101,20 @@ class Replay:
             array[slot] = step[key]
         if self._trees is not None:  # TDMPC: priorities start at 1, new steps take the current maximum
             self._trees.set_one(slot, self._trees.max or 1.0)
+        if self.sampling == "episodes":
+            self._track_episode(stream, self.totals[stream], step["is_first"], step["is_last"])
         self.totals[stream] += 1
+        episodes = self._episodes[stream]
+        while episodes and episodes[0][0] < self._oldest(stream):  # its first steps left the ring
+            episodes.popleft()
+            self._table = None
+
+    def _track_episode(self, stream: int, index: int, is_first: bool, is_last: bool) -> None:
+        if is_first:  # an unfinished episode before it (a resumed run's restart) is never sampled
+            self._open[stream] = index
+        if is_last and self._open[stream] is not None:
+            self._episodes[stream].append((self._open[stream], index + 1))
+            self._open[stream], self._table = None, None
 
     def _allocate(self, step: dict[str, Any]) -> None:
         for key, value in step.items():
@@ -81,13 +128,21 @@ class Replay:
         return None if self._trees is None else self._trees.priorities[: self.capacity]
 
     def valid_starts(self, length: int) -> np.ndarray:
-        """Per stream, how many of its held steps start a whole sequence of ``length`` steps."""
+        """Per stream, how many of its held steps start a whole sequence of ``length`` steps (with episode
+        sampling, a sequence within one complete episode)."""
+        if self.sampling == "episodes":
+            table = self._drawable(length)
+            starts = table[:, 2] - table[:, 1] - length + 1
+            return np.bincount(table[:, 0], weights=starts, minlength=self.streams).astype(np.int64)
         held = np.minimum(self.totals, self.stream_capacity)
         return np.maximum(0, held - length + 1)
 
     def sample(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``batch`` sequences of ``length`` consecutive steps of one stream each, uniformly over the valid
-        starts of all streams, or by priority (with ``start`` and ``weight``) when made with ``per``."""
+        starts of all streams, by priority (with ``start`` and ``weight``) when made with ``per``, or within
+        episodes with ``sampling="episodes"``."""
+        if self.sampling == "episodes":
+            return self._sample_episodes(batch, length, rng)
         counts = self.valid_starts(length)
         if counts.sum() == 0:
             within = f" of any of its {self.streams} streams" if self.streams > 1 else ""
@@ -104,6 +159,28 @@ class Replay:
         out = {key: array[index] for key, array in self._data.items()}
         if self._trees is not None:
             out.update(start=starts * self.streams + stream, weight=weight)
+        return out
+
+    def _drawable(self, length: int) -> np.ndarray:
+        """(stream, first step, stop) of each complete held episode of at least ``length`` steps."""
+        if self._table is None or self._table[0] != length:
+            rows = [(s, a, b) for s, eps in enumerate(self._episodes) for a, b in eps if b - a >= length]
+            self._table = (length, np.array(rows, np.int64).reshape(-1, 3))
+        return self._table[1]
+
+    def _sample_episodes(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        table = self._drawable(length)
+        if not len(table):
+            raise ValueError(
+                f"replay holds no complete episode of {length} or more steps (run.replay_sampling=episodes)"
+            )
+        stream, first, stop = table[rng.integers(0, len(table), size=batch)].T
+        last = stop - first - length  # the latest start within the episode
+        starts = first + np.minimum(rng.integers(0, last + 1 + self.ends), last)
+        index = self._slots(stream[:, None], starts[:, None] + np.arange(length)[None])
+        out = {key: array[index] for key, array in self._data.items()}
+        if self.mark_first:
+            out["is_first"][:, 0] = True
         return out
 
     def _prioritized_starts(
@@ -207,6 +284,8 @@ class Replay:
         # a checkpoint from before streams holds one stream as "total" and "tail"
         totals, tails = meta.get("totals", [meta.get("total")]), meta.get("tails", [meta.get("tail")])
         self.totals = [0] * self.streams
+        self._open, self._episodes = [None] * self.streams, [deque() for _ in range(self.streams)]
+        self._table = None
         self._data = {}
         if meta["specimen"]:
             self._data = {
@@ -227,6 +306,13 @@ class Replay:
             tail_index = self._slots(stream, np.arange(complete * self.chunk, total))
             for key, array in self._data.items():
                 array[tail_index] = tails[stream][key]
+        if self.sampling == "episodes" and self._data:  # the episode index follows from the held steps' flags
+            for stream in range(self.streams):
+                oldest = self._oldest(stream)
+                index = self._slots(stream, np.arange(oldest, self.totals[stream]))
+                first, last = self._data["is_first"][index], self._data["is_last"][index]
+                for offset in np.flatnonzero(first | last):
+                    self._track_episode(stream, oldest + offset, first[offset], last[offset])
         if self._trees is not None:
             if meta.get("priority") is None:
                 raise ValueError("the checkpoint's replay has no priorities; this run samples by priority")

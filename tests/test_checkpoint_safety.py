@@ -25,12 +25,14 @@ def _prepared(results: Path, spec: RunSpec) -> Path:
 
 
 def _fill_and_update(run: loop.Run) -> None:
-    """Enough random steps for a batch and two replay chunks, then one update: the checkpoint holds optimizer state."""
+    """Enough random steps for a batch and two replay chunks (with episode sampling, up to the end of the first
+    episode), then one update: the checkpoint holds optimizer state."""
     obs = run.envs.reset()[0]
     run.replay.add(
         loop._replay_step(obs, np.zeros(loop._action_dim(run.envs.act_space), np.float32), run.obs_keys)
     )
-    while len(run.replay) < max(2 * run.agent.batch_length, 40):  # 40: beyond a 16-step chunk
+    length = run.agent.batch_length
+    while len(run.replay) < max(2 * length, 40) or not run.replay.valid_starts(length).any():  # 40: 2+ chunks
         action = loop._random_action(run.envs.act_space, run.np_rng)
         obs = run.envs.step(action[None])[0][0]
         run.replay.add(loop._replay_step(obs, action, run.obs_keys))

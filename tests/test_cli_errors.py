@@ -25,6 +25,15 @@ def _snapshot(path):
         ([*RUN, "--sweep", "agent.balancer.weights.reward=1"], "at least two values"),
         ([*RUN, "--sweep", "agent.balancer.weights.reward"], "expected dotted.key=value"),
         ([*RUN, "--set", "agent.balancer=nosuch"], "nosuch"),
+        (
+            [*RUN, "--set", "run.replay_sampling=episode"],
+            "run.replay_sampling='episode' is invalid; valid choices: stream, episodes",
+        ),
+        ([*RUN, "--set", "run.replay_ends=-1"], "run.replay_ends=-1 is invalid; valid: an int >= 0"),
+        (
+            [*RUN[:6], "tdmpc", "--set", "run.replay_sampling=episodes"],
+            "run.replay_sampling='episodes' is invalid; valid choices: stream (the agent samples by priority)",
+        ),
         ([*RUN, "--preset", "huge"], "unknown preset 'huge'; valid: smoke, small, paper"),
         ([*RUN, "--seeds", "0"], "--seeds 0"),
         ([*RUN, "--executor", "cloud"], "invalid choice: 'cloud'"),
