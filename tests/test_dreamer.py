@@ -60,7 +60,11 @@ def test_default_config_is_json_and_valid(backbone, preset, suite):
     agent = config["agent"]
     dreamer.check_config(backbone, agent)
     assert agent["version"] == ("dreamerv2" if backbone == "dreamerv2" else "dreamerv3-2023")
-    assert set(config["run"]) <= {"train_ratio", "prefill", "pretrain", "replay_capacity", "envs"}
+    replay = {"replay_sampling", "replay_ends", "replay_mark_first"}
+    assert set(config["run"]) <= {"train_ratio", "prefill", "pretrain", "replay_capacity", "envs", *replay}
+    # HD/DV2 sample within episodes (gym has no HD config); DV3 keeps the stream replay
+    episodes = backbone == "dreamerv2" and suite != "gym"
+    assert config["run"].get("replay_sampling", "stream") == ("episodes" if episodes else "stream")
     assert {"train_ratio", "prefill", "pretrain", "replay_capacity"} <= set(config["run"])
     weights = agent["balancer"]["weights"]
     if backbone == "dreamerv3":
