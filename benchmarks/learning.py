@@ -1,8 +1,8 @@
 """Evidence of learning: train agents with the `small` preset and print each eval curve and wall time.
 
-Targets (issues #4, #5): gym Pendulum-v1 (state) mean eval return >= -400 within 20K env steps for every
-agent (random ~ -1200); dmc cartpole_balance from pixels >= 600 within 100K env frames for dreamerv3 and
-harmonydream. Runs go through the real `bench run` and land in --results, so an interrupted benchmark
+Targets: gym Pendulum-v1 (state) mean eval return >= -400 within 20K env steps for every agent (random
+~ -1200); dmc cartpole_balance from pixels >= 600 within 100K env frames for dreamerv3, harmonydream,
+dreamerpro and tdmpc. Runs go through the real `bench run` and land in --results, so an interrupted benchmark
 resumes where it stopped.
 
     python benchmarks/learning.py --suite gym --task Pendulum-v1 --agents dreamerv3,harmonydream --threshold -400
