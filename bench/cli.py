@@ -109,14 +109,11 @@ def _resolve_all(specs: list[RunSpec], skip_incompatible: bool) -> dict[RunSpec,
             try:
                 suite.check_config(spec.task, config["env"])
                 agents.check_config(spec.agent, config["agent"], spec.suite)
+                check_sampling(config["run"], bool(config["agent"].get("per")))
             except ValueError as error:
                 raise cfg.ConfigError(str(error).splitlines()[0]) from None
             if config["run"]["steps"] <= 0 or config["run"]["eval_every"] <= 0:
                 raise cfg.ConfigError("run.steps and run.eval_every must be positive")
-            try:
-                check_sampling(config["run"], bool(config["agent"].get("per")))
-            except ValueError as error:
-                raise cfg.ConfigError(str(error)) from None
             if spec.task not in discrete:
                 discrete[spec.task] = suite.discrete_actions(spec.task)
             try:

@@ -159,11 +159,11 @@ class Run:
             self.replay = Replay(
                 self.cfg_run["replay_capacity"],
                 self.cfg_run["replay_chunk"],
-                self.per,
-                self.num_envs,
-                self.cfg_run["replay_sampling"],
-                self.cfg_run["replay_ends"],
-                self.cfg_run["replay_mark_first"],
+                per=self.per,
+                streams=self.num_envs,
+                sampling=self.cfg_run["replay_sampling"],
+                ends=self.cfg_run["replay_ends"],
+                mark_first=self.cfg_run["replay_mark_first"],
             )
             self.resumed = self._load_checkpoint()
         except BaseException:

@@ -104,7 +104,7 @@ class Replay:
         if self.sampling == "episodes":
             self._track_episode(stream, self.totals[stream], step["is_first"], step["is_last"])
         self.totals[stream] += 1
-        episodes = self._episodes[stream]
+        episodes = self._episodes[stream]  # empty with stream sampling
         while episodes and episodes[0][0] < self._oldest(stream):  # its first steps left the ring
             episodes.popleft()
             self._table = None
