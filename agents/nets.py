@@ -121,6 +121,14 @@ def init_weights_(root: nn.Module, style: str, skip: tuple[nn.Module, ...] = ())
             nn.init.zeros_(module.bias)
 
 
+def conv_layout(x: torch.Tensor) -> torch.Tensor:
+    """NCHW ``x`` stored channels-last on a CPU: oneDNN's convolutions and the channel LayerNorm run on that
+    layout without reordering. Measured (small preset, 64x64 pixels, one thread, process CPU time per update,
+    alternating layouts in one process): DreamerPro 1.25x, HarmonyDream 1.08x, DreamerV3 1.04x faster. On
+    CUDA the layout stays torch's default (not measured there). Outputs agree to float rounding (~1e-6)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
 class ChannelNorm(nn.Module):
     """LayerNorm over channels of an NCHW map (DV3 normalises the last axis of NHWC)."""
 
@@ -156,7 +164,7 @@ class ConvEncoder(nn.Module):
         self.out_dim = inp * res * res
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(conv_layout(x))
 
 
 class ConvDecoder(nn.Module):
@@ -193,7 +201,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         x = self.linear(feat).reshape(-1, self.start[0], self.start[1], self.start[1])
-        return self.net(x)
+        return self.net(conv_layout(x))
 
 
 def one_hot(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
