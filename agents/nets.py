@@ -200,8 +200,21 @@ class ConvDecoder(nn.Module):
         self.net = nn.Sequential(*mods)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        x = self.linear(feat).reshape(-1, self.start[0], self.start[1], self.start[1])
-        return self.net(conv_layout(x))
+        x = self.linear(feat)
+        if self.start[1] == 1:  # dv2: the first transposed conv sees a 1x1 map
+            x = transposed_conv_of_point(x.reshape(-1, self.start[0]), self.net[0])
+            return self.net[1:](conv_layout(x))
+        return self.net(conv_layout(x.reshape(-1, self.start[0], self.start[1], self.start[1])))
+
+
+def transposed_conv_of_point(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """``conv`` applied to ``x`` (N, C) seen as a 1x1 map, as one matrix product: each input pixel adds its
+    kernel scaled by its value, so out[n, o, i, j] = sum_c x[n, c] W[c, o, i, j] + b[o], exactly. Measured
+    (DV2 decoder, 512 maps of 512 channels, one thread, forward and backward): 4x faster than oneDNN's
+    transposed convolution, about 12% of a small-preset pixel update of the DV2 family."""
+    channels, out, height, width = conv.weight.shape
+    y = (x @ conv.weight.reshape(channels, out * height * width)).reshape(-1, out, height, width)
+    return y if conv.bias is None else y + conv.bias.view(1, out, 1, 1)
 
 
 def one_hot(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -100,6 +100,21 @@ def test_conv_encoder_decoder_shapes(style, size):
     assert dec(torch.zeros(2, 10)).shape == (2, 3, size, size)
 
 
+def test_dv2_decoder_first_layer_as_a_matrix_product_equals_the_transposed_conv():
+    torch.manual_seed(0)
+    dec = ConvDecoder(10, 3, 64, 4, "elu", "dv2")
+    feat = torch.randn(6, 10)
+    ours = dec(feat)
+    ours.square().sum().backward()
+    ours_grads = [p.grad.clone() for p in dec.parameters()]
+    dec.zero_grad()
+    reference = dec.net(dec.linear(feat).reshape(6, -1, 1, 1))  # torch's transposed conv on the 1x1 map
+    reference.square().sum().backward()
+    assert torch.allclose(ours, reference, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(ours_grads, [p.grad for p in dec.parameters()], strict=True):
+        assert torch.allclose(mine, theirs, rtol=1e-4, atol=1e-6)
+
+
 def _torch_tanh_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.distributions.Distribution:
     normal = torch.distributions.Normal(mean, std)
     squashed = torch.distributions.TransformedDistribution(normal, [torch.distributions.TanhTransform()])
