@@ -1,4 +1,5 @@
-"""Our side of the TD-MPC golden check: a tiny state-based agent, its weights, two batches, the noise, its numbers.
+"""Our side of the TD-MPC golden check: a tiny agent, its weights, two batches, the noise, its numbers; on
+states (``modality="state"``) and on stacked 64x64 frames (``"pixels"``, TDMPC's cfgs/pixels.yaml).
 
 Used by tests/test_golden_tdmpc.py (compares with tests/golden/tdmpc.json) and by tools/golden/make_tdmpc.py
 (exports these weights and batches to the reference, nicklashansen/tdmpc, and records what it computes from
@@ -16,6 +17,12 @@ Determinism, and what is made equal on both sides:
   the reference as (H, samples, A): the same numbers are laid out in each side's order. The planner's pick
   of an elite (ours torch.multinomial, the reference np.random.choice) inverts the scores' CDF at fixed
   uniforms (``CHOICE_U``).
+* Pixels: each frame's random shift (TDMPC RandomShiftsAug, ours ``random_shift``) takes the next two numbers
+  of one seeded stream of whole-pixel shifts; the reference draws a frame's pair as (x, y), ours as (row,
+  column): the same numbers, laid out in each side's order. Both sides shift the first frame stack and then
+  each following one, batch rows innermost. Half the sequences start their episode one step in, so their
+  first stack repeats the episode's first frame (TDMPC ReplayBuffer._get_obs, ours ``stack_frames``).
+  The pixel check covers the updates; planning is the state check's (it reads only the latent).
 * Optimizer steps are real on both sides: the second update runs on the stepped model, the stepped policy
   and the EMA target (mixed after update 0, as both codes do at an even update count).
 * What is recorded inside the update (per-sample losses, TD and latent targets, the latents the policy
@@ -59,28 +66,41 @@ TINY = {
     "grad_clip": 1.0,  # below the gradient norms (TD-MPC: 10), so that both sides' clipping acts
     "min_std": 0.2,  # the policy noise (TD-MPC: 0.05) reaches its clip at 0.3 and the clamp inside (-1, 1)
 }
+MODALITIES = ("state", "pixels")
+# Pixels: TDMPC's pixel settings (cfgs/pixels.yaml: frame_stack 3, lr 3e-4) at 64x64, the harness's size,
+# where TDMPC's pad int(img_size / 21) is our aug_pad 3; a 4-channel CNN keeps the check small.
+IMAGE = 64
+PIXELS = {"cnn_channels": 4, "frame_stack": 3, "aug_pad": 3}
+EPISODE_START = (0, 1, 0, 1)  # per pixel sequence, the step at which its episode starts
+SHIFT_SEED = 7
 PLAN_STEP = 30000  # agent steps acted before planning: past the schedules (full horizon, std floor min_std)
 CHOICE_U = (0.3, 0.8)  # the uniforms at which each planning call picks an elite
 MODULES = ("encoder", "dynamics", "reward", "q1", "q2", "pi")
 
 
-def agent_config() -> dict[str, Any]:
+def agent_config(modality: str = "state") -> dict[str, Any]:
     from agents import tdmpc
 
-    config = tdmpc.default_config("tdmpc", "smoke", "gym")["agent"]
+    config = tdmpc.default_config("tdmpc", "smoke", "gym" if modality == "state" else "dmc")["agent"]
     config.update(TINY)
+    if modality == "pixels":
+        config.update(PIXELS)
     return config
 
 
-def build_agent() -> Any:
+def build_agent(modality: str = "state") -> Any:
     """Our tiny TD-MPC on CPU in fp32 with the golden weights (model and target)."""
     import gymnasium as gym
 
     from agents import tdmpc
 
-    obs_space = gym.spaces.Dict({"state": gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)})
+    if modality == "state":
+        obs = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    else:
+        obs = gym.spaces.Box(0, 255, (IMAGE, IMAGE, 3), np.uint8)
+    obs_space = gym.spaces.Dict({"state" if modality == "state" else "image": obs})
     act_space = gym.spaces.Box(-1, 1, (ACTIONS,), np.float32)
-    agent = tdmpc.make("tdmpc", obs_space, act_space, agent_config(), torch.device("cpu"))
+    agent = tdmpc.make("tdmpc", obs_space, act_space, agent_config(modality), torch.device("cpu"))
     golden_weights_(agent.model, WEIGHT_SEED)
     golden_weights_(agent.target, TARGET_SEED)
     return agent
@@ -95,16 +115,24 @@ def weight_sums(agent: Any) -> dict[str, float]:
     }
 
 
-def make_batch(seed: int) -> dict[str, np.ndarray]:
-    """A replay-shaped batch of horizon + 1 steps (the harness's layout: action[t] and reward[t] led to
-    state[t]), one episode per sequence, with prioritized-replay weights (max 1, as the replay normalises)."""
+def make_batch(seed: int, modality: str = "state") -> dict[str, np.ndarray]:
+    """A replay-shaped batch (the harness's layout: action[t] and reward[t] led to state[t]) with
+    prioritized-replay weights (max 1, as the replay normalises). States: horizon + 1 steps, one episode per
+    sequence. Pixels: frame_stack - 1 more steps that fill the first stack; each sequence's episode starts at
+    its ``EPISODE_START`` step and runs to the end of the sequence."""
     rng = np.random.default_rng(seed)
     b, t = TINY["batch_size"], TINY["horizon"] + 1
+    if modality == "pixels":
+        t += PIXELS["frame_stack"] - 1
     is_first = np.zeros((b, t), bool)
-    is_first[:, 0] = True
+    is_first[np.arange(b), EPISODE_START if modality == "pixels" else 0] = True
     weight = rng.uniform(0.3, 1.0, b).astype(np.float32)
+    if modality == "state":
+        obs = {"state": rng.standard_normal((b, t, OBS_DIM)).astype(np.float32)}
+    else:
+        obs = {"image": rng.integers(0, 256, (b, t, IMAGE, IMAGE, 3), dtype=np.uint8)}
     return {
-        "state": rng.standard_normal((b, t, OBS_DIM)).astype(np.float32),
+        **obs,
         "action": rng.uniform(-1, 1, (b, t, ACTIONS)).astype(np.float32),
         "reward": rng.standard_normal((b, t)).astype(np.float32),
         "is_first": is_first,
@@ -114,8 +142,8 @@ def make_batch(seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def batches() -> list[dict[str, np.ndarray]]:
-    return [make_batch(BATCH_SEED), make_batch(BATCH_SEED + 1)]
+def batches(modality: str = "state") -> list[dict[str, np.ndarray]]:
+    return [make_batch(BATCH_SEED, modality), make_batch(BATCH_SEED + 1, modality)]
 
 
 def plan_states() -> np.ndarray:
@@ -126,6 +154,11 @@ def plan_states() -> np.ndarray:
 def noise_numbers(seed: int = NOISE_SEED, count: int = 20000) -> np.ndarray:
     """The standard-normal numbers every draw of both sides is taken from (exported with the weights)."""
     return np.random.default_rng(seed).standard_normal(count).astype(np.float32)
+
+
+def shift_numbers(seed: int = SHIFT_SEED, count: int = 200) -> np.ndarray:
+    """The whole-pixel shifts in [0, 2 * aug_pad] (before subtracting the pad) both sides' random shifts take."""
+    return np.random.default_rng(seed).integers(0, 2 * PIXELS["aug_pad"] + 1, count)
 
 
 class NoiseTape:
@@ -211,14 +244,15 @@ def _stacked(tensors: Sequence[torch.Tensor]) -> list:
     return torch.stack([t.detach() for t in tensors]).tolist()
 
 
-def measure_ours(agent: Any, numbers: np.ndarray) -> dict[str, Any]:
-    """Two planning calls, then two ``TDMPC.train`` updates with the shared noise; the golden quantities under
-    the names tests/golden/tdmpc.json uses. Nothing of ours is replaced: the patches only feed the noise and
-    record gradient norms and the loss function's locals."""
+def measure_ours(agent: Any, numbers: np.ndarray, modality: str = "state") -> dict[str, Any]:
+    """Two planning calls (states only), then two ``TDMPC.train`` updates with the shared noise; the golden
+    quantities under the names tests/golden/tdmpc*.json use. Nothing of ours is replaced: the patches only
+    feed the noise and the shifts and record gradient norms and the loss function's locals."""
     from agents import tdmpc
 
     values: dict[str, Any] = {}
     tape = NoiseTape(numbers)  # one tape: the updates take the numbers after the planner's
+    shifts = NoiseTape(shift_numbers())
     uniforms = iter(CHOICE_U)
 
     def randn(*size: Any, **kwargs: Any) -> torch.Tensor:
@@ -235,17 +269,20 @@ def measure_ours(agent: Any, numbers: np.ndarray) -> dict[str, Any]:
     def multinomial(probs: torch.Tensor, num_samples: int, **kwargs: Any) -> torch.Tensor:
         return torch.tensor([[pick(row, next(uniforms))] for row in probs.tolist()])
 
-    noise = ((torch, "randn", randn), (torch, "randn_like", randn_like))
+    def randint(low: int, high: int, size: Sequence[int], **kwargs: Any) -> torch.Tensor:
+        return shifts.take((size[0], 2)).flip(-1)  # the reference's (x, y) pair as our (row, column)
+
+    noise = ((torch, "randn", randn), (torch, "randn_like", randn_like), (torch, "randint", randint))
     agent.step = PLAN_STEP
     state = None
     with patched(*noise, (torch, "multinomial", multinomial)):
-        for i, obs in enumerate(plan_states()):
+        for i, obs in enumerate(plan_states() if modality == "state" else []):
             action, state = agent.policy({"state": obs[None]}, state, "train")
             values[f"plan{i + 1}/action"] = action[0].tolist()
             values[f"plan{i + 1}/mean"] = state["mean"][0].tolist()
 
     modules = our_modules(agent.model)
-    for i, batch in enumerate(batches()):
+    for i, batch in enumerate(batches(modality)):
         key = f"update{i + 1}/"
         captured: list[dict[str, Any]] = []
         norms: dict[str, float] = {}

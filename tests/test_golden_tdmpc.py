@@ -1,11 +1,13 @@
 """Our TD-MPC backbone reproduces what nicklashansen/tdmpc (the TD-MPC paper's code) computes from the same
-weights, batches and noise.
+weights, batches and noise, on states and on pixels.
 
 tests/golden/tdmpc.json holds the reference's numbers for two planning calls (the executed action and the
 plan's mean, the second call warm-started) and two updates with their optimizer steps and target EMA: the
 per-sample consistency, reward and value losses, the replay priorities (TD errors), the TD and latent targets,
 the latents the policy trains on, the weighted group losses and their total, the policy loss, the gradient
 norm of each module before clipping, and how far each module and its EMA target moved.
+tests/golden/tdmpc_pixels.json holds the same for the two updates on stacked, randomly shifted 64x64 frames
+(its CNN encoder, frame stacks across an episode start, the shift augmentation, TDMPC's pixel settings).
 tools/golden/make_tdmpc.py records them and tests/golden_tdmpc.py builds our side (see there for what is made
 deterministic).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from golden_check import (
     assert_matches,
@@ -26,8 +29,12 @@ from golden_check import (
 from golden_tdmpc import (
     BATCH_SEED,
     CHOICE_U,
+    EPISODE_START,
+    IMAGE,
     NOISE_SEED,
+    PIXELS,
     PLAN_STEP,
+    SHIFT_SEED,
     TARGET_SEED,
     TINY,
     WEIGHT_SEED,
@@ -38,22 +45,31 @@ from golden_tdmpc import (
     weight_sums,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "tdmpc.json"
+GOLDEN = {
+    "state": Path(__file__).parent / "golden" / "tdmpc.json",
+    "pixels": Path(__file__).parent / "golden" / "tdmpc_pixels.json",
+}
 
 
-def test_golden_file_matches_this_setup():
+@pytest.mark.parametrize("modality", ["state", "pixels"])
+def test_golden_file_matches_this_setup(modality):
     """The file was recorded with the tiny agent, seeds, planning step and elite picks this test rebuilds."""
-    golden = load_golden(GOLDEN)
+    golden = load_golden(GOLDEN[modality])
     seeds = {"weight": WEIGHT_SEED, "target": TARGET_SEED, "batch": BATCH_SEED, "noise": NOISE_SEED}
-    assert_same_settings("tdmpc", TINY, GOLDEN, key="tiny")
-    assert_same_settings("tdmpc", seeds, GOLDEN, key="seeds")
+    if modality == "pixels":
+        seeds["shift"] = SHIFT_SEED
+        pixels = {**PIXELS, "image": IMAGE, "episode_start": list(EPISODE_START)}
+        assert_same_settings("tdmpc", pixels, GOLDEN[modality], key="pixels")
+    assert_same_settings("tdmpc", TINY, GOLDEN[modality], key="tiny")
+    assert_same_settings("tdmpc", seeds, GOLDEN[modality], key="seeds")
     assert (golden["plan_step"], tuple(golden["choice_u"])) == (PLAN_STEP, CHOICE_U)
 
 
-def test_tdmpc_reproduces_nicklashansen_tdmpc():
+@pytest.mark.parametrize("modality", ["state", "pixels"])
+def test_tdmpc_reproduces_nicklashansen_tdmpc(modality):
     torch.set_num_threads(1)
-    agent = build_agent()
-    assert_shapes_match("tdmpc", parameter_shapes(agent.model), GOLDEN)
-    assert_same_settings("tdmpc", agent_config(), GOLDEN)
-    assert_same_weights("tdmpc", weight_sums(agent), GOLDEN)
-    assert_matches("tdmpc", measure_ours(agent, noise_numbers()), GOLDEN)
+    agent = build_agent(modality)
+    assert_shapes_match("tdmpc", parameter_shapes(agent.model), GOLDEN[modality])
+    assert_same_settings("tdmpc", agent_config(modality), GOLDEN[modality])
+    assert_same_weights("tdmpc", weight_sums(agent), GOLDEN[modality])
+    assert_matches("tdmpc", measure_ours(agent, noise_numbers(), modality), GOLDEN[modality])

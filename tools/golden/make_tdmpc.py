@@ -1,11 +1,12 @@
 """Golden values for the TD-MPC backbone, recorded from nicklashansen/tdmpc (the TD-MPC paper's code).
 
 nicklashansen/tdmpc (https://github.com/nicklashansen/tdmpc) is the PyTorch code of Hansen, Wang & Su, "Temporal
-Difference Learning for Model Predictive Control" (ICML 2022). Our tiny state-based agent gets deterministic
-weights (model and EMA target) and two replay-shaped batches; the weights are copied into the reference's
-``TDMPC`` (the name mapping is ``reference_weights``), both sides plan twice (the second call warm-started)
-and then make two updates, optimizer steps and target EMA included, and what the reference computes is
-written to tests/golden/tdmpc.json for tests/test_golden_tdmpc.py to compare against.
+Difference Learning for Model Predictive Control" (ICML 2022). Our tiny agent, once on states and once on
+stacked 64x64 frames, gets deterministic weights (model and EMA target) and two replay-shaped batches; the
+weights are copied into the reference's ``TDMPC`` (the name mapping is ``reference_weights``), both sides
+plan twice (states; the second call warm-started) and then make two updates, optimizer steps and target EMA
+included, and what the reference computes is written to tests/golden/tdmpc.json (states) and
+tests/golden/tdmpc_pixels.json for tests/test_golden_tdmpc.py to compare against.
 
 Two steps, because the reference needs its own packages (omegaconf) and a checkout:
 
@@ -27,7 +28,9 @@ tests/golden_tdmpc.py, which holds our side of the check. The reference runs on 
 ``device`` is set to the CPU. Its replay buffer is replaced by the batch it would sample (a fake only for
 the sampling: obs, next_obses, action, reward, idxs, weights in ReplayBuffer.sample's layout; our replay
 stores action[t] and reward[t] with the state they led to, the reference with the state they left, so the
-reference's action[t] is our action[:, t + 1]). Its std floor for planning is its own std_schedule at the
+reference's action[t] is our action[:, k + t], k the frame stack). On pixels its frame stacks come from its
+own ``ReplayBuffer._get_obs`` (its ``.cuda()`` calls made no-ops) over our frames laid out as its buffer
+holds episodes. Its std floor for planning is its own std_schedule at the
 step we plan at (TDMPC sets ``self.std`` from it in ``update``).
 
 Patches of the reference, each a deviation documented in agents/tdmpc.py (TDMPC = nicklashansen/tdmpc):
@@ -45,6 +48,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -64,10 +68,15 @@ from golden_tdmpc import (  # noqa: E402
     ACTIONS,
     BATCH_SEED,
     CHOICE_U,
+    EPISODE_START,
+    IMAGE,
+    MODALITIES,
     MODULES,
     NOISE_SEED,
     OBS_DIM,
+    PIXELS,
     PLAN_STEP,
+    SHIFT_SEED,
     TARGET_SEED,
     TINY,
     WEIGHT_SEED,
@@ -81,11 +90,15 @@ from golden_tdmpc import (  # noqa: E402
     pick,
     plan_states,
     recording_clip,
+    shift_numbers,
     snapshot,
     weight_sums,
 )
 
-GOLDEN_PATH = ROOT / "tests" / "golden" / "tdmpc.json"
+GOLDEN_PATHS = {
+    "state": ROOT / "tests" / "golden" / "tdmpc.json",
+    "pixels": ROOT / "tests" / "golden" / "tdmpc_pixels.json",
+}
 REFERENCE_URL = "https://github.com/nicklashansen/tdmpc"
 REGENERATE = (
     "python tools/golden/make_tdmpc.py --export /tmp/tdmpc_ours.npz && "
@@ -96,21 +109,31 @@ PATCHES = ["action clip"]
 
 
 def export(path: Path) -> None:
-    """Our weights (model/ and target/ by our parameter names), the batches, the noise and our numbers."""
+    """Per modality (keys ``<modality>/...``): our weights (model/ and target/ by our parameter names), the
+    batches, the noise and shifts, and our numbers."""
     torch.set_num_threads(1)
-    agent = build_agent()
-    arrays = {f"model/{k}": v.detach().numpy() for k, v in agent.model.named_parameters()}
-    arrays.update({f"target/{k}": v.detach().numpy() for k, v in agent.target.named_parameters()})
-    for i, batch in enumerate(batches()):
-        arrays.update({f"batch{i}/{k}": v for k, v in batch.items()})
-    arrays["plan_states"] = plan_states()
-    arrays["noise"] = noise_numbers()
-    shapes = {k: list(v.shape) for k, v in agent.model.named_parameters()}
-    ours = measure_ours(build_agent(), noise_numbers())
-    meta = {"config": agent.config, "parameters": shapes, "weight_abs_sums": weight_sums(agent), "ours": ours}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    arrays: dict[str, np.ndarray] = {}
+    for modality in MODALITIES:
+        agent = build_agent(modality)
+        case = {f"model/{k}": v.detach().numpy() for k, v in agent.model.named_parameters()}
+        case.update({f"target/{k}": v.detach().numpy() for k, v in agent.target.named_parameters()})
+        for i, batch in enumerate(batches(modality)):
+            case.update({f"batch{i}/{k}": v for k, v in batch.items()})
+        case["plan_states"] = plan_states()
+        case["noise"] = noise_numbers()
+        case["shifts"] = shift_numbers()
+        shapes = {k: list(v.shape) for k, v in agent.model.named_parameters()}
+        ours = measure_ours(build_agent(modality), noise_numbers(), modality)
+        meta = {
+            "config": agent.config,
+            "parameters": shapes,
+            "weight_abs_sums": weight_sums(agent),
+            "ours": ours,
+        }
+        case["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        arrays.update({f"{modality}/{k}": v for k, v in case.items()})
     np.savez(path, **arrays)
-    print(f"wrote {path}: {sum(k.startswith(('model/', 'target/')) for k in arrays)} tensors")
+    print(f"wrote {path}: {sum('/model/' in k or '/target/' in k for k in arrays)} tensors")
 
 
 # ------------------------------------------------------------------------------------------ the mapping
@@ -126,16 +149,25 @@ MODULE_NAMES = {
 }
 
 
+# our PixelEncoder's layers -> the indices in the reference's pixel encoder (helper.py enc: NormalizeImg,
+# then Conv2d, ReLU four times, Flatten, Linear)
+PIXEL_ENCODER = {"convs.0": "1", "convs.2": "3", "convs.4": "5", "convs.6": "7", "out": "10"}
+
+
 def reference_weights(ours: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Our TOLD parameters -> the reference TOLD's: the submodules are renamed (``MODULE_NAMES``); the layer
     indices inside each Sequential are the same on both sides (Linear, ELU, Linear for the state encoder;
     Linear, ELU, Linear, ELU, Linear for dynamics, reward and pi; Linear, LayerNorm, Tanh, Linear, ELU,
-    Linear for each Q). The reward and Q heads output (..., 1) there and (...) here: same weights."""
+    Linear for each Q), the pixel encoder's as ``PIXEL_ENCODER``. The reward and Q heads output (..., 1)
+    there and (...) here: same weights. Both flatten the CNN's NCHW output in the same order."""
     out = {}
     for name, value in ours.items():
         module, rest = name.split(".", 1)
         if module not in MODULE_NAMES:
             raise ValueError(f"our parameter {name} has no place in the reference TOLD")
+        layer, param = rest.rsplit(".", 1)
+        if module == "encoder" and layer in PIXEL_ENCODER:
+            rest = f"{PIXEL_ENCODER[layer]}.{param}"
         out[f"{MODULE_NAMES[module]}.{rest}"] = value
     return out
 
@@ -157,12 +189,20 @@ SAME_DEFAULTS = {
 LOSS_WEIGHTS = {"consistency": "consistency_coef", "reward": "reward_coef", "value": "value_coef"}
 
 
-def _reference_config(ref: Path, cfg: dict[str, Any]) -> Any:
-    """The reference's cfgs/default.yaml with our tiny sizes; the knobs we keep at TD-MPC's defaults must
-    equal its values (a check of our defaults too)."""
+def _reference_config(ref: Path, cfg: dict[str, Any], modality: str) -> Any:
+    """The reference's cfgs/default.yaml (and cfgs/pixels.yaml on pixels, as its cfg.py merges them) with our
+    tiny sizes; the knobs we keep at TD-MPC's defaults must equal its values (a check of our defaults too)."""
     from omegaconf import OmegaConf
 
     config = OmegaConf.load(ref / "cfgs" / "default.yaml")
+    if modality == "pixels":
+        config.merge_with(OmegaConf.load(ref / "cfgs" / "pixels.yaml"))
+        config.merge_with({"img_size": IMAGE, "num_channels": cfg["cnn_channels"]})
+        if (cfg["frame_stack"], cfg["aug_pad"]) != (config.frame_stack, int(IMAGE / 21)):
+            raise ValueError(
+                f"frame stack, shift pad: ours {cfg['frame_stack']}, {cfg['aug_pad']}; reference "
+                f"{config.frame_stack}, {int(IMAGE / 21)} (RandomShiftsAug: int(img_size / 21))"
+            )
     differ = [
         f"{ours}: ours {cfg[ours]}, reference {config[theirs]}"
         for ours, theirs in SAME_DEFAULTS.items()
@@ -176,10 +216,11 @@ def _reference_config(ref: Path, cfg: dict[str, Any]) -> Any:
     ]
     if differ:
         raise ValueError("our defaults differ from the reference's cfgs/default.yaml: " + "; ".join(differ))
+    obs_shape = [OBS_DIM] if modality == "state" else [3 * cfg["frame_stack"], IMAGE, IMAGE]
     config.merge_with(
         {
-            "modality": "state",
-            "obs_shape": [OBS_DIM],
+            "modality": modality,
+            "obs_shape": obs_shape,
             "action_dim": ACTIONS,
             "device": "cpu",
             "latent_dim": cfg["latent_dim"],
@@ -206,21 +247,45 @@ def _reference_config(ref: Path, cfg: dict[str, Any]) -> Any:
     return config
 
 
-class BatchAsSampled:
-    """What the reference's ReplayBuffer.sample returns for our batch (state modality), and where its
-    update_priorities puts the new priorities."""
+def stacks_from_reference(h: Any, batch: dict[str, np.ndarray], stack: int) -> torch.Tensor:
+    """The frame stacks (steps - stack + 1, B, 3 * stack, H, W) of each sequence's steps from stack - 1 on, as
+    the reference's ReplayBuffer._get_obs builds them: our frames laid out as its buffer holds episodes (each
+    sequence's episode from its first step, in a slot of ``steps`` frames), sampled at the index of each step."""
+    frames, first = batch["image"], batch["is_first"]
+    b, steps = first.shape
+    start = first.argmax(1)  # the step of each sequence's episode start
+    arr = torch.zeros((b * steps, 3, IMAGE, IMAGE), dtype=torch.uint8)
+    for row in range(b):
+        episode = torch.as_tensor(frames[row, start[row] :]).permute(0, 3, 1, 2)
+        arr[row * steps : row * steps + len(episode)] = episode
+    buffer = SimpleNamespace(
+        cfg=SimpleNamespace(modality="pixels", batch_size=b, frame_stack=stack, episode_length=steps)
+    )
+    empty = torch.empty
 
-    def __init__(self, batch: dict[str, np.ndarray]):
-        state, action = torch.as_tensor(batch["state"]), torch.as_tensor(batch["action"])
-        reward = torch.as_tensor(batch["reward"])
-        b, steps = reward.shape
-        horizon = steps - 1
+    def empty_here(*size: Any, **kwargs: Any) -> torch.Tensor:
+        return empty(*size, **{**kwargs, "device": "cpu"})
+
+    rows = torch.arange(b) * steps - torch.as_tensor(start)
+    with patched((torch.Tensor, "cuda", lambda self, *a, **k: self), (torch, "empty", empty_here)):
+        return torch.stack([h.ReplayBuffer._get_obs(buffer, arr, rows + t) for t in range(stack - 1, steps)])
+
+
+class BatchAsSampled:
+    """What the reference's ReplayBuffer.sample returns for our batch, and where its update_priorities puts
+    the new priorities. ``stacks``: the pixel observations from ``stacks_from_reference`` (None: states)."""
+
+    def __init__(self, batch: dict[str, np.ndarray], stacks: torch.Tensor | None = None):
+        skip = 0 if stacks is None else len(batch["is_first"][0]) - len(stacks)  # frame_stack - 1
+        obs = torch.as_tensor(batch["state"]).transpose(0, 1) if stacks is None else stacks
+        action = torch.as_tensor(batch["action"]).transpose(0, 1)[skip:]
+        reward = torch.as_tensor(batch["reward"]).transpose(0, 1)[skip:]
+        horizon = len(obs) - 1
         # TDMPC samples horizon + 1 of each and reads the first horizon: the last is NaN, to prove it unused
-        nan = torch.full((1, b), float("nan"))
-        self.obs = state[:, 0]
-        self.next_obses = torch.cat([state[:, 1:].transpose(0, 1), nan[..., None].expand(1, b, OBS_DIM)])
-        self.action = torch.cat([action[:, 1:].transpose(0, 1), nan[..., None].expand(1, b, ACTIONS)])
-        self.reward = torch.cat([reward[:, 1:].transpose(0, 1), nan])[..., None]
+        self.obs = obs[0]
+        self.next_obses = torch.cat([obs[1:], torch.full_like(obs[:1], float("nan"))])
+        self.action = torch.cat([action[1:], torch.full_like(action[:1], float("nan"))])
+        self.reward = torch.cat([reward[1:], torch.full_like(reward[:1], float("nan"))])[..., None]
         assert self.next_obses.shape[0] == horizon + 1
         self.weights = torch.as_tensor(batch["weight"])
         self.priorities: torch.Tensor | None = None
@@ -233,22 +298,23 @@ class BatchAsSampled:
         self.priorities = priorities.detach().clone()
 
 
-def run_reference(ref: Path, npz: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The reference's TDMPC with our weights: two ``plan`` calls, then two ``update`` calls."""
+def run_reference(ref: Path, npz: Path, modality: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reference's TDMPC with our weights: two ``plan`` calls (states), then two ``update`` calls."""
     sys.path.insert(0, str(ref / "src"))
     import algorithm.helper as h
     import algorithm.tdmpc as ref_tdmpc
 
     torch.set_num_threads(1)
-    data = np.load(npz)
+    archive = np.load(npz)
+    data = {k.split("/", 1)[1]: archive[k] for k in archive.files if k.startswith(f"{modality}/")}
     meta = json.loads(bytes(data["meta"]).decode())
     cfg = meta["config"]
-    config = _reference_config(ref, cfg)
+    config = _reference_config(ref, cfg, modality)
     with patched((nn.Module, "cuda", lambda self, *args, **kwargs: self)):
         agent = ref_tdmpc.TDMPC(config)
     agent.device = torch.device("cpu")
     for prefix, model in (("model/", agent.model), ("target/", agent.model_target)):
-        ours = {k.removeprefix(prefix): data[k] for k in data.files if k.startswith(prefix)}
+        ours = {k.removeprefix(prefix): v for k, v in data.items() if k.startswith(prefix)}
         mapped, targets = reference_weights(ours), dict(model.named_parameters())
         if set(mapped) != set(targets):
             raise ValueError(
@@ -264,6 +330,7 @@ def run_reference(ref: Path, npz: Path) -> tuple[dict[str, Any], dict[str, Any]]
 
     values: dict[str, Any] = {}
     tape = NoiseTape(data["noise"])
+    shifts = NoiseTape(data["shifts"])
     uniforms = iter(CHOICE_U)
 
     def standard_normal(shape: Any, dtype: Any = None, device: Any = None) -> torch.Tensor:
@@ -275,9 +342,12 @@ def run_reference(ref: Path, npz: Path) -> tuple[dict[str, Any], dict[str, Any]]
     def choice(a: Any, size: Any = None, replace: bool = True, p: Any = None) -> Any:
         return a[pick(p, next(uniforms))]
 
-    noise = ((h, "_standard_normal", standard_normal), (torch, "randn", randn))
+    def randint(low: int, high: int, size: Any, dtype: Any = None, **kwargs: Any) -> torch.Tensor:
+        return shifts.take(size).to(dtype)  # RandomShiftsAug: (n, 1, 1, 2) pairs (x, y)
+
+    noise = ((h, "_standard_normal", standard_normal), (torch, "randn", randn), (torch, "randint", randint))
     with patched(*noise, (np.random, "choice", choice)):
-        for i, obs in enumerate(data["plan_states"]):
+        for i, obs in enumerate(data["plan_states"] if modality == "state" else []):
             agent.std = h.linear_schedule(config.std_schedule, PLAN_STEP + i)
             action = agent.plan(obs, eval_mode=False, step=PLAN_STEP + i, t0=i == 0)
             values[f"plan{i + 1}/action"] = action.clamp(-1, 1).tolist()  # patch "action clip"
@@ -301,10 +371,11 @@ def run_reference(ref: Path, npz: Path) -> tuple[dict[str, Any], dict[str, Any]]
         "q2": target._Q2,
         "pi": target._pi,
     }
-    count = sum(k.startswith("batch") and k.endswith("/reward") for k in data.files)
+    count = sum(k.startswith("batch") and k.endswith("/reward") for k in data)
     for i in range(count):
-        batch = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"batch{i}/")}
-        replay = BatchAsSampled(batch)
+        batch = {k.split("/", 1)[1]: v for k, v in data.items() if k.startswith(f"batch{i}/")}
+        stacks = stacks_from_reference(h, batch, cfg["frame_stack"]) if modality == "pixels" else None
+        replay = BatchAsSampled(batch, stacks)
         key = f"update{i + 1}/"
         captured: list[dict[str, Any]] = []
         td_targets: list[torch.Tensor] = []
@@ -363,12 +434,18 @@ def run_reference(ref: Path, npz: Path) -> tuple[dict[str, Any], dict[str, Any]]
     return values, meta
 
 
-def write_golden(values: dict[str, Any], meta: dict[str, Any], commit: str) -> None:
+def write_golden(values: dict[str, Any], meta: dict[str, Any], commit: str, modality: str) -> None:
+    seeds = {"weight": WEIGHT_SEED, "target": TARGET_SEED, "batch": BATCH_SEED, "noise": NOISE_SEED}
+    pixels = {}
+    if modality == "pixels":
+        seeds["shift"] = SHIFT_SEED
+        pixels = {"pixels": {**PIXELS, "image": IMAGE, "episode_start": list(EPISODE_START)}}
     golden = {
         "reference": {"url": REFERENCE_URL, "commit": commit, "patched": PATCHES},
         "regenerate": REGENERATE,
-        "seeds": {"weight": WEIGHT_SEED, "target": TARGET_SEED, "batch": BATCH_SEED, "noise": NOISE_SEED},
+        "seeds": seeds,
         "tiny": TINY,
+        **pixels,
         "plan_step": PLAN_STEP,
         "choice_u": list(CHOICE_U),
         "config": meta["config"],
@@ -376,7 +453,7 @@ def write_golden(values: dict[str, Any], meta: dict[str, Any], commit: str) -> N
         "weight_abs_sums": meta["weight_abs_sums"],
         "values": values,
     }
-    write_golden_file(GOLDEN_PATH, golden)
+    write_golden_file(GOLDEN_PATHS[modality], golden)
 
 
 def main() -> None:
@@ -391,10 +468,12 @@ def main() -> None:
         export(args.export)
         return
     commit = reference_commit(args.reference, args.commit)
-    values, meta = run_reference(args.reference, args.ours)
-    print_comparison(meta["ours"], values)
-    write_golden(values, meta, commit)
-    print(f"wrote {GOLDEN_PATH}")
+    for modality in MODALITIES:
+        values, meta = run_reference(args.reference, args.ours, modality)
+        print(f"--- {modality}")
+        print_comparison(meta["ours"], values)
+        write_golden(values, meta, commit, modality)
+        print(f"wrote {GOLDEN_PATHS[modality]}")
 
 
 if __name__ == "__main__":
