@@ -54,8 +54,14 @@ def main() -> None:
         run_dir = Path(args.results) / args.suite / args.task / variant / f"seed{args.seed}"
         evals = pd.read_parquet(run_dir / "eval.parquet") if (run_dir / "eval.parquet").exists() else None
         if evals is None or evals.empty:
-            rows.append((agent, "no eval rows", "", "", f"{wall:.0f}", "no"))
+            rows.append((agent, "no eval rows", "", "", "", f"{wall:.0f}", "no"))
             continue
+        train = run_dir / "train.parquet"
+        updates = (
+            str(int(pd.read_parquet(train, columns=["updates"])["updates"].iloc[-1]))
+            if train.exists()
+            else ""
+        )
         curve = evals.groupby("step")["return"].mean()
         print(f"\n{agent}: eval curve (env frames -> mean return)")
         for step, value in curve.items():
@@ -69,14 +75,17 @@ def main() -> None:
                 f"{curve.iloc[-1]:.1f}",
                 f"{best:.1f}",
                 first,
+                updates,
                 f"{wall:.0f}",
                 "yes" if len(reached) else "no",
             )
         )
     print(f"\n{args.suite}/{args.task}, preset small, threshold {args.threshold}")
-    print(f"{'agent':<16} {'final':>9} {'best':>9} {'first >= thr':>13} {'wall s':>8} {'met':>4}")
+    print(
+        f"{'agent':<16} {'final':>9} {'best':>9} {'first >= thr':>13} {'updates':>8} {'wall s':>8} {'met':>4}"
+    )
     for row in rows:
-        print(f"{row[0]:<16} {row[1]:>9} {row[2]:>9} {row[3]:>13} {row[4]:>8} {row[5]:>4}")
+        print(f"{row[0]:<16} {row[1]:>9} {row[2]:>9} {row[3]:>13} {row[4]:>8} {row[5]:>8} {row[6]:>4}")
 
 
 if __name__ == "__main__":
