@@ -210,8 +210,8 @@ class ConvDecoder(nn.Module):
 def transposed_conv_of_point(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
     """``conv`` applied to ``x`` (N, C) seen as a 1x1 map, as one matrix product: each input pixel adds its
     kernel scaled by its value, so out[n, o, i, j] = sum_c x[n, c] W[c, o, i, j] + b[o], exactly. Measured
-    (DV2 decoder, 512 maps of 512 channels, one thread, forward and backward): 4x faster than oneDNN's
-    transposed convolution, about 12% of a small-preset pixel update of the DV2 family."""
+    on a CPU (one thread, forward and backward, alternating in one process): the small preset's DV2 decoder
+    601 -> 397 ms, the paper's 3.58 -> 2.28 s; a small-preset HarmonyDream pixel update 1.2x faster."""
     channels, out, height, width = conv.weight.shape
     y = (x @ conv.weight.reshape(channels, out * height * width)).reshape(-1, out, height, width)
     return y if conv.bias is None else y + conv.bias.view(1, out, 1, 1)
