@@ -22,7 +22,8 @@ Determinism, and what is made equal on both sides:
   column): the same numbers, laid out in each side's order. Both sides shift the first frame stack and then
   each following one, batch rows innermost. Half the sequences start their episode one step in, so their
   first stack repeats the episode's first frame (TDMPC ReplayBuffer._get_obs, ours ``stack_frames``).
-  The pixel check covers the updates; planning is the state check's (it reads only the latent).
+  The two planning calls see an episode's reset frame and its next frame: the reference through its own
+  FrameStackWrapper, ours through the frames its policy state carries.
 * Optimizer steps are real on both sides: the second update runs on the stepped model, the stepped policy
   and the EMA target (mixed after update 0, as both codes do at an even update count).
 * What is recorded inside the update (per-sample losses, TD and latent targets, the latents the policy
@@ -146,9 +147,13 @@ def batches(modality: str = "state") -> list[dict[str, np.ndarray]]:
     return [make_batch(BATCH_SEED, modality), make_batch(BATCH_SEED + 1, modality)]
 
 
-def plan_states() -> np.ndarray:
-    """The observations (2, OBS_DIM) of the two planning calls (the second warm-starts from the first)."""
-    return np.random.default_rng(BATCH_SEED + 2).standard_normal((2, OBS_DIM)).astype(np.float32)
+def plan_observations(modality: str = "state") -> np.ndarray:
+    """The observations of the two planning calls (the second warm-starts from the first): states (2, OBS_DIM),
+    or the frames (2, IMAGE, IMAGE, 3) of an episode's reset and first step."""
+    rng = np.random.default_rng(BATCH_SEED + 2)
+    if modality == "state":
+        return rng.standard_normal((2, OBS_DIM)).astype(np.float32)
+    return rng.integers(0, 256, (2, IMAGE, IMAGE, 3), dtype=np.uint8)
 
 
 def noise_numbers(seed: int = NOISE_SEED, count: int = 20000) -> np.ndarray:
@@ -245,7 +250,7 @@ def _stacked(tensors: Sequence[torch.Tensor]) -> list:
 
 
 def measure_ours(agent: Any, numbers: np.ndarray, modality: str = "state") -> dict[str, Any]:
-    """Two planning calls (states only), then two ``TDMPC.train`` updates with the shared noise; the golden
+    """Two planning calls, then two ``TDMPC.train`` updates with the shared noise; the golden
     quantities under the names tests/golden/tdmpc*.json use. Nothing of ours is replaced: the patches only
     feed the noise and the shifts and record gradient norms and the loss function's locals."""
     from agents import tdmpc
@@ -276,8 +281,8 @@ def measure_ours(agent: Any, numbers: np.ndarray, modality: str = "state") -> di
     agent.step = PLAN_STEP
     state = None
     with patched(*noise, (torch, "multinomial", multinomial)):
-        for i, obs in enumerate(plan_states() if modality == "state" else []):
-            action, state = agent.policy({"state": obs[None]}, state, "train")
+        for i, obs in enumerate(plan_observations(modality)):
+            action, state = agent.policy({agent.obs_key: obs[None]}, state, "train")
             values[f"plan{i + 1}/action"] = action[0].tolist()
             values[f"plan{i + 1}/mean"] = state["mean"][0].tolist()
 

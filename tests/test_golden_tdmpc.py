@@ -6,8 +6,9 @@ plan's mean, the second call warm-started) and two updates with their optimizer 
 per-sample consistency, reward and value losses, the replay priorities (TD errors), the TD and latent targets,
 the latents the policy trains on, the weighted group losses and their total, the policy loss, the gradient
 norm of each module before clipping, and how far each module and its EMA target moved.
-tests/golden/tdmpc_pixels.json holds the same for the two updates on stacked, randomly shifted 64x64 frames
-(its CNN encoder, frame stacks across an episode start, the shift augmentation, TDMPC's pixel settings).
+tests/golden/tdmpc_pixels.json holds the same on stacked, randomly shifted 64x64 frames (its CNN encoder, the
+frame stack of an episode's first steps when planning and across an episode start in the replay, the shift
+augmentation, TDMPC's pixel settings).
 tools/golden/make_tdmpc.py records them and tests/golden_tdmpc.py builds our side (see there for what is made
 deterministic).
 """
@@ -72,4 +73,13 @@ def test_tdmpc_reproduces_nicklashansen_tdmpc(modality):
     assert_shapes_match("tdmpc", parameter_shapes(agent.model), GOLDEN[modality])
     assert_same_settings("tdmpc", agent_config(modality), GOLDEN[modality])
     assert_same_weights("tdmpc", weight_sums(agent), GOLDEN[modality])
-    assert_matches("tdmpc", measure_ours(agent, noise_numbers(), modality), GOLDEN[modality])
+    looser = {}
+    if modality == "pixels":
+        # The reference shifts frames with grid_sample at whole-pixel positions computed in float, so its frames
+        # differ from exact copies (ours) by up to 1.9e-3 of 255 (measured); latents near zero then differ by
+        # a few 1e-7 absolute.
+        reason = "grid_sample's interpolation at whole pixels is not exact"
+        looser = {
+            f"update{i}/{key}": (1e-4, 1e-6, reason) for i in (1, 2) for key in ("latents", "latent_target")
+        }
+    assert_matches("tdmpc", measure_ours(agent, noise_numbers(), modality), GOLDEN[modality], looser=looser)

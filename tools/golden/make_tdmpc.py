@@ -14,10 +14,12 @@ Two steps, because the reference needs its own packages (omegaconf) and a checko
 
        python tools/golden/make_tdmpc.py --export /tmp/tdmpc_ours.npz
 
-2. In a throwaway environment with torch, numpy and omegaconf and a checkout of the reference (record its
-   commit); only src/algorithm is imported, no environment is needed::
+2. In a throwaway environment with torch, numpy and omegaconf (and, for its src/env.py, whose frame-stack
+   wrapper the pixel planning calls go through, dm-env, dm-control and gym) and a checkout of the reference
+   (record its commit)::
 
-       python3.11 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install torch==2.13.0 "numpy<2" omegaconf
+       python3.11 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install torch==2.13.0 "numpy<2" omegaconf \\
+           dm-env dm-control==1.0.28 mujoco==3.3.0 gym
        git clone https://github.com/nicklashansen/tdmpc /tmp/tdmpc-ref && git -C /tmp/tdmpc-ref checkout <commit>
        /tmp/refvenv/bin/python tools/golden/make_tdmpc.py --reference /tmp/tdmpc-ref \\
            --ours /tmp/tdmpc_ours.npz --commit <commit>
@@ -45,6 +47,7 @@ steps, target EMA (``step % update_freq``, at update 0 as ours) and MPPI planner
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -88,7 +91,7 @@ from golden_tdmpc import (  # noqa: E402
     moved,
     noise_numbers,
     pick,
-    plan_states,
+    plan_observations,
     recording_clip,
     shift_numbers,
     snapshot,
@@ -119,7 +122,7 @@ def export(path: Path) -> None:
         case.update({f"target/{k}": v.detach().numpy() for k, v in agent.target.named_parameters()})
         for i, batch in enumerate(batches(modality)):
             case.update({f"batch{i}/{k}": v for k, v in batch.items()})
-        case["plan_states"] = plan_states()
+        case["plan_obs"] = plan_observations(modality)
         case["noise"] = noise_numbers()
         case["shifts"] = shift_numbers()
         shapes = {k: list(v.shape) for k, v in agent.model.named_parameters()}
@@ -271,6 +274,38 @@ def stacks_from_reference(h: Any, batch: dict[str, np.ndarray], stack: int) -> t
         return torch.stack([h.ReplayBuffer._get_obs(buffer, arr, rows + t) for t in range(stack - 1, steps)])
 
 
+def stacked_by_reference(frames: np.ndarray, cfg: dict[str, Any]) -> list[np.ndarray]:
+    """What the reference's planner sees of an episode whose reset and steps render ``frames`` (N, H, W, 3):
+    its own env.FrameStackWrapper's observations, (3 * frame_stack, H, W), over a stand-in dm_env
+    environment that only hands out the frames (the reference's env.py needs dm_env, dm_control and gym)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")  # env.py imports dm_control's suite: a headless GL backend
+    import dm_env
+    import env as ref_env  # the reference's src/env.py
+    from dm_env import specs
+
+    class Frames(dm_env.Environment):
+        def __init__(self) -> None:
+            self.shown = 0
+
+        def observation_spec(self) -> dict[str, Any]:
+            return {"pixels": specs.Array(frames.shape[1:], np.uint8, "pixels")}
+
+        def action_spec(self) -> Any:
+            return specs.BoundedArray((ACTIONS,), np.float32, -1.0, 1.0, "action")
+
+        def reset(self) -> dm_env.TimeStep:
+            self.shown = 0
+            return dm_env.restart({"pixels": frames[0]})
+
+        def step(self, action: Any) -> dm_env.TimeStep:
+            self.shown += 1
+            return dm_env.transition(0.0, {"pixels": frames[self.shown]})
+
+    stacked = ref_env.FrameStackWrapper(Frames(), cfg["frame_stack"])
+    first = stacked.reset().observation
+    return [first] + [stacked.step(np.zeros(ACTIONS)).observation for _ in frames[1:]]
+
+
 class BatchAsSampled:
     """What the reference's ReplayBuffer.sample returns for our batch, and where its update_priorities puts
     the new priorities. ``stacks``: the pixel observations from ``stacks_from_reference`` (None: states)."""
@@ -346,8 +381,9 @@ def run_reference(ref: Path, npz: Path, modality: str) -> tuple[dict[str, Any], 
         return shifts.take(size).to(dtype)  # RandomShiftsAug: (n, 1, 1, 2) pairs (x, y)
 
     noise = ((h, "_standard_normal", standard_normal), (torch, "randn", randn), (torch, "randint", randint))
+    plan_obs = list(data["plan_obs"]) if modality == "state" else stacked_by_reference(data["plan_obs"], cfg)
     with patched(*noise, (np.random, "choice", choice)):
-        for i, obs in enumerate(data["plan_states"] if modality == "state" else []):
+        for i, obs in enumerate(plan_obs):
             agent.std = h.linear_schedule(config.std_schedule, PLAN_STEP + i)
             action = agent.plan(obs, eval_mode=False, step=PLAN_STEP + i, t0=i == 0)
             values[f"plan{i + 1}/action"] = action.clamp(-1, 1).tolist()  # patch "action clip"
