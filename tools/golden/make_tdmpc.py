@@ -4,9 +4,9 @@ nicklashansen/tdmpc (https://github.com/nicklashansen/tdmpc) is the PyTorch code
 Difference Learning for Model Predictive Control" (ICML 2022). Our tiny agent, once on states and once on
 stacked 64x64 frames, gets deterministic weights (model and EMA target) and two replay-shaped batches; the
 weights are copied into the reference's ``TDMPC`` (the name mapping is ``reference_weights``), both sides
-plan twice (the second call warm-started; on pixels from an episode's first two frames) and then make two updates, optimizer steps and target EMA
-included, and what the reference computes is written to tests/golden/tdmpc.json (states) and
-tests/golden/tdmpc_pixels.json for tests/test_golden_tdmpc.py to compare against.
+plan twice (the second call warm-started; on pixels from an episode's first two frames) and then make two
+updates, optimizer steps and target EMA included, and what the reference computes is written to
+tests/golden/tdmpc.json (states) and tests/golden/tdmpc_pixels.json for tests/test_golden_tdmpc.py.
 
 Two steps, because the reference needs its own packages (omegaconf) and a checkout:
 
