@@ -321,7 +321,7 @@ def _small(config: dict[str, Any], suite: str) -> None:
         actor_lr=1e-4,
         critic_lr=1e-4,
     )
-    # Pixels: the number of updates, not the model's width, decides learning here. Measured on dmc
+    # Pixels: more updates, not a wider model, is what the runs point to (one seed each). Measured on dmc
     # cartpole_balance (HarmonyDream, seed 0, best mean eval in 100K frames): train ratio 16 gives 404, 64
     # gives 495, HarmonyDream's own 160 (HD dmc_vision: batch 16x50 every 5 policy steps) 611. Convolutions
     # dominate a pixel update, so half the channels pay for the updates: cnn_depth 8 takes 0.68 s per HD
