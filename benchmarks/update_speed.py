@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -181,7 +182,7 @@ def main() -> None:
         # (robust to other load on a shared machine); on a GPU the host mostly waits, so wall time
         times[row.label] = cpu_ms if device.type == "cpu" else ms
         # keyed <backbone>+<balancer>, what a name means on a suite; nashmtl: the first row, update_every 1
-        measured.setdefault(agents.resolve(row.agent, row.suite).pair, times[row.label])
+        measured.setdefault(agents.resolve(row.agent, row.suite).pair, round(times[row.label]))
         ratio = f"{times[row.label] / times[row.baseline]:.2f}x" if row.baseline in times else ""
         # TD-MPC: horizon + 1 steps for the losses and k - 1 before them for the first frame stack
         length = config.get("batch_length", config.get("horizon", 0) + config.get("frame_stack", 1))
@@ -204,7 +205,7 @@ def main() -> None:
             "time": "process CPU time" if device.type == "cpu" else "wall time",
             "load_average": round(os.getloadavg()[0], 1),
             "measured": time.strftime("%Y-%m-%d"),
-            "command": "benchmarks/update_speed.py " + " ".join(sys.argv[1:]),
+            "command": shlex.join(["benchmarks/update_speed.py", *sys.argv[1:]]),
             "ms_per_update": measured,
         }
         speed.save(str(device), record)
