@@ -179,7 +179,8 @@ def main() -> None:
         config = agents.default_config(row.agent, preset, row.suite)["agent"]
         ms, cpu_ms, plan_ms, flops = time_row(row, preset, args.warmup, repeats, device, knobs, args.flops)
         # The cost of an update, for the overhead ratios and for `bench plan` (--save): CPU time on a CPU
-        # (robust to other load on a shared machine); on a GPU the host mostly waits, so wall time
+        # (less sensitive to other load than wall time, though not immune: at load 12 on 2 cores two-thread
+        # spin-waits doubled it, so --save on a quiet machine); on a GPU the host mostly waits, so wall time
         times[row.label] = cpu_ms if device.type == "cpu" else ms
         # keyed <backbone>+<balancer>, what a name means on a suite; nashmtl: the first row, update_every 1
         measured.setdefault(agents.resolve(row.agent, row.suite).pair, round(times[row.label]))
