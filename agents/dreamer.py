@@ -30,6 +30,7 @@ from agents.nets import (
     init_block_,
     init_weights_,
     mlp,
+    one_hot,
     symlog,
 )
 from agents.rssm import RSSM, State, dv2_kl_loss, dv3_kl_loss, latent_entropy, latent_kl_terms
@@ -555,7 +556,8 @@ class Dreamer:
             dist = self.ac.dist(self.ac.actor(self.wm.rssm.feat(latent)))
         sample = mode == "train" or self.cfg["eval_policy"] == "sample"
         action = dist.rsample() if sample else dist.mode()
-        action = action.float() if self.discrete else action.float().clamp(-1, 1)
+        # A straight-through sample is 1 + p - p, which rounds to 1 - 1 ulp for some p: act an exact one-hot
+        action = one_hot(action.argmax(-1), action.float()) if self.discrete else action.float().clamp(-1, 1)
         latent = {k: v for k, v in latent.items() if k in ("deter", "stoch")}
         return action.cpu().numpy(), (latent, action)
 
