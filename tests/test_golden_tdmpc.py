@@ -73,13 +73,15 @@ def test_tdmpc_reproduces_nicklashansen_tdmpc(modality):
     assert_shapes_match("tdmpc", parameter_shapes(agent.model), GOLDEN[modality])
     assert_same_settings("tdmpc", agent_config(modality), GOLDEN[modality])
     assert_same_weights("tdmpc", weight_sums(agent), GOLDEN[modality])
-    looser = {}
+    # A latent element is a sum of O(1) terms, so one near zero keeps their rounding, which depends on the CPU's
+    # kernels: on an AMD EPYC with AVX-512 a state latent of 1.5e-4 came out 1.2e-7 (one ulp of 1) off the golden.
+    reason = "near-zero latents keep the rounding of the O(1) terms they sum"
     if modality == "pixels":
         # The reference shifts frames with grid_sample at whole-pixel positions computed in float, so its frames
         # differ from exact copies (ours) by up to 1.9e-3 of 255 (measured); latents near zero then differ by
         # a few 1e-7 absolute.
         reason = "grid_sample's interpolation at whole pixels is not exact"
-        looser = {
-            f"update{i}/{key}": (1e-4, 1e-6, reason) for i in (1, 2) for key in ("latents", "latent_target")
-        }
+    looser = {
+        f"update{i}/{key}": (1e-4, 1e-6, reason) for i in (1, 2) for key in ("latents", "latent_target")
+    }
     assert_matches("tdmpc", measure_ours(agent, noise_numbers(), modality), GOLDEN[modality], looser=looser)
