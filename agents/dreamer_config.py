@@ -338,7 +338,7 @@ def _small(config: dict[str, Any], suite: str) -> None:
         # to learn Pendulum early. Measured (mean eval >= -400 first at, seeds 0 / 1): HarmonyDream 10K / 4K
         # steps against 12K / 18K, DreamerV2 4K / 4K against 16K / 10K, UW (seed 0) 10K against 18K.
         config["agent"]["imag_starts"] = 0
-        train_ratio = 16 * 50 / 5
+        train_ratio = config["run"]["train_ratio"]
     config["run"].update(train_ratio=train_ratio, prefill=1000, replay_capacity=200_000)
     # Learned balancer weights (HD sigma, UW variance) move by about lr per update under Adam: the paper's
     # runs make ~100K updates at 3e-4, this one ~2.5K. Measured (Pendulum-v1, seed 0, 20K steps, HD at 3e-4):
