@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from agents.nets import conv_layout
+
 
 def sinkhorn(scores: torch.Tensor, eps: float, iters: int) -> torch.Tensor:
     """Soft equipartitioned assignment of N samples to K prototypes (PRO nets.py sinkhorn).
@@ -36,15 +38,20 @@ def random_shift(
     batch, length, channels, height, width = images.shape
     delta = (torch.rand(batch, 1, 2, generator=generator) * 2 - 1) * max_delta  # (dx, dy) in pixels
     delta = delta.expand(batch, length, 2).reshape(batch * length, 2).to(images)
-    # output(x) = input(x - delta); align_corners=True maps pixel centres i to -1 + 2i/(size-1)
-    theta = torch.zeros(batch * length, 2, 3, device=images.device, dtype=images.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-    theta[:, 0, 2] = -2 * delta[:, 0] / (width - 1)
-    theta[:, 1, 2] = -2 * delta[:, 1] / (height - 1)
+    # output(x) = input(x - delta); align_corners=True maps pixel centres i to -1 + 2i/(size-1). The sampling
+    # grid of a pure translation is that base grid plus one offset per image: built by addition, it equals
+    # F.affine_grid's (an identity matrix times the base grid is exact) at a fifth of its CPU cost, whose
+    # batched 3x2 matrix products took ~10% of a small-preset DreamerPro update
+    offset_x = (-2 * delta[:, 0] / (width - 1)).view(-1, 1, 1)
+    offset_y = (-2 * delta[:, 1] / (height - 1)).view(-1, 1, 1)
+    xs = torch.linspace(-1, 1, width, device=images.device, dtype=images.dtype)
+    ys = torch.linspace(-1, 1, height, device=images.device, dtype=images.dtype)
+    grid_x, grid_y = xs.view(1, 1, width) + offset_x, ys.view(1, height, 1) + offset_y
+    grid = torch.stack(torch.broadcast_tensors(grid_x, grid_y), -1)
     flat = images.reshape(batch * length, channels, height, width)
-    grid = F.affine_grid(theta, list(flat.shape), align_corners=True)
     shifted = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return shifted.reshape(images.shape)
+    # in the encoders' layout once here, not in both the online and the EMA encoder
+    return conv_layout(shifted).reshape(images.shape)
 
 
 @torch.no_grad()

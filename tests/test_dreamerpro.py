@@ -47,6 +47,24 @@ def test_random_shift_moves_each_sequence_by_one_shift_of_at_most_max_delta():
     assert (shifted - images).abs().max() <= 3.0 + 1e-5  # nowhere more than the shift (edges replicate)
 
 
+def test_random_shift_equals_a_translation_through_affine_grid():
+    """The grid is built by addition for speed; it must sample exactly what PRO's affine translation does."""
+    images = torch.rand(3, 2, 3, 64, 64)
+    shifted = prototypes.random_shift(images, 3.0, torch.Generator().manual_seed(1))
+    delta = (torch.rand(3, 1, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1) * 3.0
+    delta = delta.expand(3, 2, 2).reshape(6, 2)
+    theta = torch.zeros(6, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = -2 * delta / 63
+    flat = images.reshape(6, 3, 64, 64)
+    grid = torch.nn.functional.affine_grid(theta, [6, 3, 64, 64], align_corners=True)
+    expected = torch.nn.functional.grid_sample(
+        flat, grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    assert delta.abs().max() > 1.0  # a shift of pixels, not a no-op
+    assert torch.equal(shifted.reshape(6, 3, 64, 64), expected)
+
+
 def test_ema_moves_the_target_by_the_fraction():
     source, target = nn.Linear(3, 2), nn.Linear(3, 2)
     before = copy.deepcopy(target)
