@@ -7,11 +7,20 @@ resumes where it stopped.
 
     python benchmarks/learning.py --suite gym --task Pendulum-v1 --agents dreamerv3,harmonydream --threshold -400
     python benchmarks/learning.py --suite dmc --task cartpole_balance --agents dreamerv3 --threshold 600
+
+``--stop-after K`` ends each run once its last K evals have all reached the threshold (the run checkpoints
+and is left "preempted"; rerun without the flag to train it to the end): the first pass is what the target
+asks, and the rest of a 12K-step run is compute for nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +43,9 @@ def main() -> None:
     )
     parser.add_argument("--results", default="results/learning")
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument(
+        "--stop-after", type=int, default=0, metavar="K", help="stop a run once its last K evals passed"
+    )
     args = parser.parse_args()
     rows = []
     for agent in args.agents.split(","):
@@ -44,14 +56,15 @@ def main() -> None:
         if args.seed:
             cmd += ["--seeds", str(args.seed + 1)]
         start = time.perf_counter()
-        subprocess.run(cmd, check=False)
+        process, stopped = subprocess.Popen(cmd), set()
+        while process.poll() is None:
+            time.sleep(10)
+            if args.stop_after > 0:
+                for run_dir in set(variant_dir(args, agent).glob("seed*")) - stopped:
+                    if stop_if_passed(run_dir, args.threshold, args.stop_after):
+                        stopped.add(run_dir)  # signalled once: a second SIGTERM could land after its handler
         wall = time.perf_counter() - start
-        variant = f"{agent}-small"
-        if args.sets:  # the run directory of an override set carries its hash: ask bench where it is
-            variant = next(
-                p.name for p in (Path(args.results) / args.suite / args.task).glob(f"{agent}-small-*")
-            )
-        run_dir = Path(args.results) / args.suite / args.task / variant / f"seed{args.seed}"
+        run_dir = variant_dir(args, agent) / f"seed{args.seed}"
         evals = pd.read_parquet(run_dir / "eval.parquet") if (run_dir / "eval.parquet").exists() else None
         if evals is None or evals.empty:
             rows.append((agent, "no eval rows", "", "", "", f"{wall:.0f}", "no"))
@@ -86,6 +99,32 @@ def main() -> None:
     )
     for row in rows:
         print(f"{row[0]:<16} {row[1]:>9} {row[2]:>9} {row[3]:>13} {row[4]:>8} {row[5]:>8} {row[6]:>4}")
+
+
+def variant_dir(args: argparse.Namespace, agent: str) -> Path:
+    """The agent's run directory without the seed; an override set's name carries its hash."""
+    task_dir = Path(args.results) / args.suite / args.task
+    if not args.sets:
+        return task_dir / f"{agent}-small"
+    return next(task_dir.glob(f"{agent}-small-*"), task_dir / f"{agent}-small-?")
+
+
+def stop_if_passed(run_dir: Path, threshold: float, evals_needed: int) -> bool:
+    """SIGTERM a run training on this host (its loop checkpoints and returns) once its last evals all reached
+    the threshold; True when signalled."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+        curve = pd.read_parquet(run_dir / "eval.parquet").groupby("step")["return"].mean()
+    except (OSError, ValueError):  # not started, or a file being replaced: look again next time
+        return False
+    passed = len(curve) > evals_needed and (curve.iloc[-evals_needed:] >= threshold).all()
+    here = status.get("state") == "running" and status.get("host") == socket.gethostname()
+    if not (passed and here and status.get("pid")):
+        return False
+    print(f"{run_dir}: last {evals_needed} evals >= {threshold}, stopping it", flush=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(status["pid"]), signal.SIGTERM)
+    return True
 
 
 if __name__ == "__main__":
