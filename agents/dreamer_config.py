@@ -336,7 +336,8 @@ def _small(config: dict[str, Any], suite: str) -> None:
         # HD's own train ratio (dmc: batch 16x50 every 5 steps) and imagination from every posterior state, as
         # HD imagines: ~3x the compute per env step of ratio 64 with 128 starts, and what the DV2 family needs
         # to learn Pendulum early. Measured (mean eval >= -400 first at, seeds 0 / 1): HarmonyDream 10K / 4K
-        # steps against 12K / 18K, DreamerV2 4K / 4K against 16K / 10K, UW (seed 0) 10K against 18K.
+        # steps against 12K / 18K, DreamerV2 4K / 4K against 16K / 10K, UW 10K / 4K against 18K / 12K, DWA
+        # 4K / 4K against 16K / 16K, Nash-MTL 4K / 4K against 8K / 12K.
         config["agent"]["imag_starts"] = 0
         train_ratio = config["run"]["train_ratio"]
     config["run"].update(train_ratio=train_ratio, prefill=1000, replay_capacity=200_000)
