@@ -106,7 +106,7 @@ def variant_dir(args: argparse.Namespace, agent: str) -> Path:
     task_dir = Path(args.results) / args.suite / args.task
     if not args.sets:
         return task_dir / f"{agent}-small"
-    return next(task_dir.glob(f"{agent}-small-*"), task_dir / f"{agent}-small-?")
+    return next(task_dir.glob(f"{agent}-small-*"), task_dir / f"{agent}-small")  # none yet: not started
 
 
 def stop_if_passed(run_dir: Path, threshold: float, evals_needed: int) -> bool:
