@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.spec import expand
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -102,11 +104,10 @@ def main() -> None:
 
 
 def variant_dir(args: argparse.Namespace, agent: str) -> Path:
-    """The agent's run directory without the seed; an override set's name carries its hash."""
-    task_dir = Path(args.results) / args.suite / args.task
-    if not args.sets:
-        return task_dir / f"{agent}-small"
-    return next(task_dir.glob(f"{agent}-small-*"), task_dir / f"{agent}-small")  # none yet: not started
+    """The agent's run directory without the seed, named as `bench run` names it (an override set's hash
+    included), so that runs of other override sets in the same results folder are never read or stopped."""
+    spec = expand(args.suite, [args.task], [agent], [0], "small", args.sets)[0]
+    return spec.run_dir(Path(args.results)).parent
 
 
 def stop_if_passed(run_dir: Path, threshold: float, evals_needed: int) -> bool:
